@@ -1,0 +1,1 @@
+//! Herald's durable state.
