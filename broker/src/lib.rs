@@ -2,4 +2,7 @@
 //!
 //! Module map:
 //! - [`codec`]: the MQTT packet types, decoder and encoder.
+//! - [`topic`]: topic name and filter validation, shared-filter parsing and
+//!   the reference matcher.
 pub mod codec;
+pub mod topic;
