@@ -4,5 +4,8 @@
 //! - [`codec`]: the MQTT packet types, decoder and encoder.
 //! - [`topic`]: topic name and filter validation, shared-filter parsing and
 //!   the reference matcher.
+//! - [`trie`]: the subscription index (plain and shared subscriptions, sharded
+//!   for concurrent publishes).
 pub mod codec;
 pub mod topic;
+pub mod trie;
