@@ -6,6 +6,8 @@
 //!   the reference matcher.
 //! - [`trie`]: the subscription index (plain and shared subscriptions, sharded
 //!   for concurrent publishes).
+//! - [`retained`]: retained messages as a tree of topic levels.
 pub mod codec;
+pub mod retained;
 pub mod topic;
 pub mod trie;
