@@ -7,7 +7,7 @@
 //! by `/`; empty levels are legal (`a//b`, `/a`, `a/`) and comparison is
 //! byte-exact, so topics are case sensitive.
 //!
-//! [`matches`] is deliberately the simplest correct implementation: it is the
+//! [`matches()`] is deliberately the simplest correct implementation: it is the
 //! oracle against which the subscription index ([`crate::trie`]) and the
 //! retained-message tree ([`crate::retained`]) are property-tested.
 
