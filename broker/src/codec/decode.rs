@@ -779,3 +779,681 @@ fn decode_auth(r: &mut Reader) -> DResult<Auth> {
     };
     Ok(Auth { reason, properties })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::reason;
+
+    const V31: Option<ProtocolVersion> = Some(ProtocolVersion::V3_1);
+    const V311: Option<ProtocolVersion> = Some(ProtocolVersion::V3_1_1);
+    const V5: Option<ProtocolVersion> = Some(ProtocolVersion::V5);
+    const MAX: u32 = 1 << 20;
+
+    /// A frame: `first` byte, remaining length, body.
+    fn frame(first: u8, body: &[u8]) -> Vec<u8> {
+        let mut out = vec![first];
+        let mut n = body.len();
+        loop {
+            let mut b = (n & 0x7F) as u8;
+            n >>= 7;
+            if n > 0 {
+                b |= 0x80;
+            }
+            out.push(b);
+            if n == 0 {
+                break;
+            }
+        }
+        out.extend_from_slice(body);
+        out
+    }
+
+    /// A length-prefixed string or binary.
+    fn s(v: &[u8]) -> Vec<u8> {
+        let mut out = (v.len() as u16).to_be_bytes().to_vec();
+        out.extend_from_slice(v);
+        out
+    }
+
+    fn cat(parts: &[&[u8]]) -> Vec<u8> {
+        parts.concat()
+    }
+
+    fn dec(bytes: &[u8], v: Option<ProtocolVersion>) -> DResult<Option<Packet>> {
+        let mut buf = BytesMut::from(bytes);
+        decode(&mut buf, v, MAX)
+    }
+
+    fn ok(bytes: &[u8], v: Option<ProtocolVersion>) -> Packet {
+        let mut buf = BytesMut::from(bytes);
+        let p = decode(&mut buf, v, MAX)
+            .expect("valid packet")
+            .expect("complete packet");
+        assert!(buf.is_empty(), "the whole frame is consumed");
+        p
+    }
+
+    fn err(bytes: &[u8], v: Option<ProtocolVersion>) -> DecodeError {
+        dec(bytes, v).expect_err("packet must be refused")
+    }
+
+    fn malformed(bytes: &[u8], v: Option<ProtocolVersion>) {
+        let e = err(bytes, v);
+        assert!(matches!(e, DecodeError::Malformed(_)), "{e:?}");
+        assert_eq!(e.reason_code(), reason::MALFORMED_PACKET);
+    }
+
+    fn protocol(bytes: &[u8], v: Option<ProtocolVersion>) {
+        let e = err(bytes, v);
+        assert!(matches!(e, DecodeError::Protocol(_)), "{e:?}");
+        assert_eq!(e.reason_code(), reason::PROTOCOL_ERROR);
+    }
+
+    fn topic_invalid(bytes: &[u8], v: Option<ProtocolVersion>) {
+        let e = err(bytes, v);
+        assert!(matches!(e, DecodeError::TopicNameInvalid(_)), "{e:?}");
+        assert_eq!(e.reason_code(), reason::TOPIC_NAME_INVALID);
+    }
+
+    /// A 3.1.1 CONNECT body with the given flags, then `tail` (the payload).
+    fn connect311(flags: u8, tail: &[u8]) -> Vec<u8> {
+        frame(0x10, &cat(&[&s(b"MQTT"), &[4, flags, 0, 60], tail]))
+    }
+
+    /// A 5.0 CONNECT with the given flags, properties (without length) and payload.
+    fn connect5(flags: u8, props: &[u8], tail: &[u8]) -> Vec<u8> {
+        frame(
+            0x10,
+            &cat(&[
+                &s(b"MQTT"),
+                &[5, flags, 0, 60, props.len() as u8],
+                props,
+                tail,
+            ]),
+        )
+    }
+
+    /// A 5.0 QoS 0 PUBLISH with the given topic and properties.
+    fn publish5(topic: &[u8], props: &[u8]) -> Vec<u8> {
+        frame(0x30, &cat(&[&s(topic), &[props.len() as u8], props, b"hi"]))
+    }
+
+    // ----- fixed header ----------------------------------------------------
+
+    #[test]
+    fn incomplete_frames_consume_nothing() {
+        // Statement: an incomplete frame is not an error; nothing is consumed.
+        let full = frame(0x30, &cat(&[&s(b"a/b"), b"payload"]));
+        for cut in 0..full.len() {
+            let mut buf = BytesMut::from(&full[..cut]);
+            assert_eq!(decode(&mut buf, V311, MAX), Ok(None), "cut at {cut}");
+            assert_eq!(&buf[..], &full[..cut]);
+        }
+        assert!(matches!(ok(&full, V311), Packet::Publish(_)));
+    }
+
+    #[test]
+    fn remaining_length_longer_than_four_bytes_is_malformed() {
+        // [MQTT-1.5.5-1] / section 2.1.4: at most four bytes.
+        malformed(&[0x30, 0xFF, 0xFF, 0xFF, 0xFF, 0x01], V311);
+        // Refused even before the fifth byte arrives.
+        malformed(&[0x30, 0xFF, 0xFF, 0xFF, 0xFF], V311);
+    }
+
+    #[test]
+    fn remaining_length_not_minimal_is_malformed() {
+        // [MQTT-1.5.5-1]: the minimum number of bytes must be used.
+        malformed(&[0xC0, 0x80, 0x00], V311);
+        malformed(&[0xC0, 0x80, 0x80, 0x00], V5);
+        // A four-byte encoding of a large length is fine (refused only by size).
+        let e = err(&[0x30, 0xFF, 0xFF, 0xFF, 0x7F], V311);
+        assert!(matches!(e, DecodeError::PacketTooLarge { .. }));
+    }
+
+    #[test]
+    fn reserved_packet_types_are_malformed() {
+        // Section 2.1.2: type 0 is reserved; in 3.x type 15 is reserved too.
+        malformed(&[0x00, 0x00], V311);
+        malformed(&[0x00, 0x00], V5);
+        malformed(&[0xF0, 0x00], V31);
+        malformed(&[0xF0, 0x00], V311);
+        assert_eq!(ok(&[0xF0, 0x00], V5), Packet::Auth(Auth::default()));
+    }
+
+    #[test]
+    fn only_connect_before_connect() {
+        // [MQTT-3.1.0-1]: the first packet from the client must be CONNECT.
+        protocol(&[0xC0, 0x00], None);
+        protocol(&frame(0x30, &cat(&[&s(b"a"), b"x"])), None);
+        protocol(&[0xE0, 0x00], None);
+        // Refused on the first byte, before anything else is buffered.
+        protocol(&[0x82], None);
+        let p = ok(&connect311(0x02, &s(b"id")), None);
+        assert!(matches!(p, Packet::Connect(c) if c.protocol == ProtocolVersion::V3_1_1));
+    }
+
+    #[test]
+    fn reserved_fixed_header_flags_are_malformed() {
+        // [MQTT-2.2.2-1] [MQTT-2.2.2-2] (3.1.1 [MQTT-3.6.1-1], [MQTT-3.8.1-1], [MQTT-3.10.1-1]).
+        for v in [V311, V5] {
+            malformed(&frame(0x60, &[0, 1]), v); // PUBREL must be 0010
+            malformed(&frame(0x80, &cat(&[&[0, 1], &[0], &s(b"a"), &[0]])), v);
+            malformed(&frame(0xA0, &cat(&[&[0, 1], &[0], &s(b"a")])), v);
+            malformed(&frame(0x41, &[0, 1]), v); // PUBACK must be 0000
+            malformed(&[0xC1, 0x00], v); // PINGREQ
+            malformed(&[0xD8, 0x00], v); // PINGRESP
+            malformed(&[0xE2, 0x00], v); // DISCONNECT
+            malformed(&frame(0x12, &connect311(0, &s(b"id"))[2..]), v); // CONNECT
+        }
+        assert!(matches!(ok(&frame(0x62, &[0, 1]), V311), Packet::PubRel(_)));
+    }
+
+    #[test]
+    fn oversize_frame_is_refused_before_it_is_buffered() {
+        // Section 3.1.2.11.4 / 3.2.2.3.6: the size limit covers the whole packet.
+        let mut buf = BytesMut::from(&[0x30u8, 0x90, 0x4E][..]); // remaining 10000
+        let e = decode(&mut buf, V5, 1000).expect_err("too large");
+        assert_eq!(
+            e,
+            DecodeError::PacketTooLarge {
+                size: 10003,
+                max: 1000
+            }
+        );
+        assert_eq!(e.reason_code(), reason::PACKET_TOO_LARGE);
+        // Exactly the limit is accepted: 2 header bytes + 5 body bytes.
+        let p = frame(0x30, &cat(&[&s(b"a"), b"xx"]));
+        assert_eq!(p.len(), 7);
+        let mut buf = BytesMut::from(&p[..]);
+        assert!(decode(&mut buf, V311, 7).expect("fits").is_some());
+        let mut buf = BytesMut::from(&p[..]);
+        assert!(matches!(
+            decode(&mut buf, V311, 6),
+            Err(DecodeError::PacketTooLarge { size: 7, max: 6 })
+        ));
+    }
+
+    #[test]
+    fn packet_shorter_than_its_fields_is_malformed() {
+        // Section 2.1.4: the remaining length must cover every field.
+        malformed(&frame(0x40, &[0]), V311); // PUBACK with half a packet id
+        malformed(&frame(0x30, &[0, 5, b'a']), V311); // topic longer than frame
+        malformed(&connect311(0x80, &s(b"id")), V311); // user name flag, no user name
+        malformed(&frame(0x20, &[0]), V311); // CONNACK
+    }
+
+    #[test]
+    fn trailing_bytes_are_malformed() {
+        // Section 2.1.4 / 3.12.1 / 3.14.1: bytes after the last field.
+        malformed(&frame(0xC0, &[0]), V311); // PINGREQ remaining length 0
+        malformed(&frame(0xD0, &[0]), V5); // PINGRESP
+        malformed(&frame(0xE0, &[0]), V311); // 3.x DISCONNECT has no body
+        malformed(&frame(0xE0, &[0]), V31);
+        malformed(&frame(0x40, &[0, 1, 0]), V311); // 3.x PUBACK is exactly 2
+        malformed(&frame(0xB0, &[0, 1, 0]), V311); // 3.x UNSUBACK is exactly 2
+        malformed(&frame(0x20, &[0, 0, 0]), V311); // 3.x CONNACK is exactly 2
+        malformed(&connect311(0x02, &cat(&[&s(b"id"), &[0]])), None);
+    }
+
+    // ----- strings -----------------------------------------------------------
+
+    #[test]
+    fn invalid_utf8_is_malformed() {
+        // [MQTT-1.5.4-1] (3.1.1 [MQTT-1.5.3-1]): strings are well-formed UTF-8,
+        // and encodings of UTF-16 surrogates are not.
+        malformed(&frame(0x30, &cat(&[&s(b"a\xFFb"), b"x"])), V311);
+        malformed(&frame(0x30, &cat(&[&s(b"\xED\xA0\x80"), b"x"])), V311);
+        malformed(&connect311(0x02, &s(b"\xC3")), None);
+        malformed(&frame(0xA2, &cat(&[&[0, 1], &s(b"\x80")])), V311);
+    }
+
+    #[test]
+    fn nul_character_is_malformed() {
+        // [MQTT-1.5.4-2] (3.1.1 [MQTT-1.5.3-2]): no U+0000 in strings.
+        malformed(&frame(0x30, &cat(&[&s(b"a\0b"), b"x"])), V311);
+        malformed(&connect311(0x02, &s(b"id\0")), None);
+        malformed(&frame(0x82, &cat(&[&[0, 1], &s(b"a/\0"), &[0]])), V311);
+        // ... also inside 5.0 properties (a user property name).
+        malformed(&publish5(b"t", &cat(&[&[0x26], &s(b"k\0"), &s(b"v")])), V5);
+    }
+
+    // ----- PUBLISH -----------------------------------------------------------
+
+    #[test]
+    fn publish_qos_3_is_malformed() {
+        // [MQTT-3.3.1-4]: a PUBLISH must not have both QoS bits set.
+        malformed(&frame(0x36, &cat(&[&s(b"a"), &[0, 1]])), V311);
+        malformed(&[0x36], V5); // decided on the first byte
+    }
+
+    #[test]
+    fn publish_dup_with_qos_0_is_malformed() {
+        // [MQTT-3.3.1-2]: DUP must be 0 for QoS 0 messages.
+        malformed(&frame(0x38, &cat(&[&s(b"a"), b"x"])), V311);
+        let p = ok(&frame(0x3A, &cat(&[&s(b"a"), &[0, 7], b"x"])), V311);
+        assert!(matches!(p, Packet::Publish(p) if p.dup && p.packet_id == Some(7)));
+    }
+
+    #[test]
+    fn publish_topic_with_wildcards_is_invalid() {
+        // [MQTT-3.3.2-2]: the topic name must not contain wildcard characters.
+        topic_invalid(&frame(0x30, &cat(&[&s(b"a/+"), b"x"])), V311);
+        topic_invalid(&frame(0x30, &cat(&[&s(b"a/#"), b"x"])), V31);
+        topic_invalid(&publish5(b"sport/+/x", &[]), V5);
+    }
+
+    #[test]
+    fn publish_packet_id_zero_is_a_protocol_error() {
+        // [MQTT-2.2.1-3]: QoS > 0 PUBLISH carries a non-zero packet identifier.
+        protocol(&frame(0x32, &cat(&[&s(b"a"), &[0, 0]])), V311);
+        protocol(&frame(0x34, &cat(&[&s(b"a"), &[0, 0], &[0]])), V5);
+    }
+
+    #[test]
+    fn publish_empty_topic() {
+        // [MQTT-4.7.3-1]: a topic name is at least one character (3.x).
+        topic_invalid(&frame(0x30, &cat(&[&s(b""), b"x"])), V311);
+        // 5.0 section 3.3.2.1: empty topic without a topic alias is a protocol error.
+        protocol(&publish5(b"", &[]), V5);
+        // ... and fine with one.
+        let p = ok(&publish5(b"", &[0x23, 0, 3]), V5);
+        assert!(matches!(p, Packet::Publish(p) if p.topic.is_empty()
+            && p.properties.topic_alias == Some(3)));
+    }
+
+    #[test]
+    fn publish_topic_alias_zero_is_a_protocol_error() {
+        // [MQTT-3.3.2-8]: a Topic Alias of 0 is not permitted.
+        protocol(&publish5(b"a", &[0x23, 0, 0]), V5);
+    }
+
+    #[test]
+    fn publish_subscription_identifier_from_client_is_a_protocol_error() {
+        // [MQTT-3.3.4-6]: a PUBLISH from a client must not carry a subscription id.
+        let bytes = publish5(b"a", &[0x0B, 5]);
+        protocol(&bytes, V5);
+        // A client reading a server's PUBLISH accepts them (repeated even).
+        let bytes = publish5(b"a", &[0x0B, 5, 0x0B, 0x80, 0x01]);
+        let mut buf = BytesMut::from(&bytes[..]);
+        let p = decode_as_client(&mut buf, V5, MAX)
+            .expect("valid")
+            .expect("complete");
+        assert!(matches!(p, Packet::Publish(p)
+            if p.properties.subscription_identifiers == vec![5, 128]));
+        // Subscription identifier 0 is a protocol error either way.
+        let bytes = publish5(b"a", &[0x0B, 0]);
+        let mut buf = BytesMut::from(&bytes[..]);
+        assert!(matches!(
+            decode_as_client(&mut buf, V5, MAX),
+            Err(DecodeError::Protocol(_))
+        ));
+    }
+
+    #[test]
+    fn publish_payload_and_topic_share_the_read_buffer() {
+        // Zero-copy: the decoded payload and topic point into the frame.
+        let bytes = frame(0x33, &cat(&[&s(b"a/b"), &[0x12, 0x34], b"payload!"]));
+        let mut buf = BytesMut::with_capacity(64);
+        buf.extend_from_slice(&bytes);
+        let start = buf.as_ptr() as usize;
+        let end = start + buf.len();
+        let Packet::Publish(p) = decode(&mut buf, V311, MAX).expect("ok").expect("complete") else {
+            panic!("not a PUBLISH")
+        };
+        assert_eq!(&p.payload[..], b"payload!");
+        assert_eq!(&p.topic[..], "a/b");
+        assert_eq!(p.packet_id, Some(0x1234));
+        assert!(p.retain && p.qos == QoS::AtLeastOnce && !p.dup);
+        let within = |ptr: *const u8| (start..end).contains(&(ptr as usize));
+        assert!(within(p.payload.as_ptr()));
+        assert!(within(p.topic.as_bytes().as_ptr()));
+    }
+
+    #[test]
+    fn publish_property_checks() {
+        // 5.0 section 3.3.2.3.2: payload format indicator is 0 or 1.
+        protocol(&publish5(b"a", &[0x01, 2]), V5);
+        // Section 2.2.2.2: an identifier not valid for PUBLISH is malformed.
+        malformed(&publish5(b"a", &[0x11, 0, 0, 0, 1]), V5);
+        // An unknown identifier is malformed.
+        malformed(&publish5(b"a", &[0x00, 1]), V5);
+        malformed(&publish5(b"a", &[0x7F, 1]), V5);
+        // A property other than user property/subscription id twice: protocol error.
+        protocol(&publish5(b"a", &[0x02, 0, 0, 0, 1, 0x02, 0, 0, 0, 2]), V5);
+        protocol(&publish5(b"a", &[0x23, 0, 1, 0x23, 0, 1]), V5);
+        // Response topic is a topic name (no wildcards).
+        protocol(&publish5(b"a", &cat(&[&[0x08], &s(b"r/#")])), V5);
+        // A property length beyond the packet is malformed.
+        malformed(&frame(0x30, &cat(&[&s(b"a"), &[9, 0x01, 1]])), V5);
+        // A value cut short by the property length is malformed.
+        malformed(&frame(0x30, &cat(&[&s(b"a"), &[2, 0x02, 0], b"xyz"])), V5);
+        // User properties repeat and keep their order.
+        let p = ok(
+            &publish5(
+                b"a",
+                &cat(&[&[0x26], &s(b"k"), &s(b"1"), &[0x26], &s(b"k"), &s(b"2")]),
+            ),
+            V5,
+        );
+        let Packet::Publish(p) = p else {
+            panic!("not a PUBLISH")
+        };
+        assert_eq!(p.properties.user_properties.len(), 2);
+        assert_eq!(&p.properties.user_properties[1].1[..], "2");
+    }
+
+    // ----- CONNECT -----------------------------------------------------------
+
+    #[test]
+    fn connect_protocol_names_and_levels() {
+        // [MQTT-3.1.2-1] [MQTT-3.1.2-2]: name/level pairs MQIsdp/3, MQTT/4, MQTT/5.
+        let mqisdp = frame(0x10, &cat(&[&s(b"MQIsdp"), &[3, 0x02, 0, 10], &s(b"id")]));
+        assert!(
+            matches!(ok(&mqisdp, None), Packet::Connect(c) if c.protocol == ProtocolVersion::V3_1)
+        );
+        let cases: [(&[u8], u8); 5] = [
+            (b"MQTT", 3),
+            (b"MQIsdp", 4),
+            (b"MQTT", 6),
+            (b"MQTX", 4),
+            (b"", 4),
+        ];
+        for (name, level) in cases {
+            let bytes = frame(0x10, &cat(&[&s(name), &[level, 0x02, 0, 10], &s(b"id")]));
+            let e = err(&bytes, None);
+            assert_eq!(
+                e,
+                DecodeError::UnsupportedProtocol {
+                    name: Bytes::copy_from_slice(name),
+                    level
+                }
+            );
+            assert_eq!(e.reason_code(), reason::UNSUPPORTED_PROTOCOL_VERSION);
+            assert!(
+                !e.to_string().contains("MQTX"),
+                "no client bytes in messages"
+            );
+        }
+    }
+
+    #[test]
+    fn connect_reserved_flag_is_malformed() {
+        // [MQTT-3.1.2-3]: the reserved connect flag must be 0.
+        malformed(&connect311(0x03, &s(b"id")), None);
+        malformed(&connect5(0x01, &[], &s(b"id")), None);
+    }
+
+    #[test]
+    fn connect_will_qos_or_retain_without_will_flag_is_malformed() {
+        // [MQTT-3.1.2-11] [MQTT-3.1.2-13] [MQTT-3.1.2-15]
+        malformed(&connect311(0x08, &s(b"id")), None); // will QoS 1
+        malformed(&connect311(0x10, &s(b"id")), None); // will QoS 2
+        malformed(&connect311(0x20, &s(b"id")), None); // will retain
+        malformed(&connect5(0x20, &[], &s(b"id")), None);
+    }
+
+    #[test]
+    fn connect_will_qos_3_is_malformed() {
+        // [MQTT-3.1.2-14] (5.0 [MQTT-3.1.2-12]).
+        let will = cat(&[&s(b"id"), &s(b"w"), &s(b"bye")]);
+        malformed(&connect311(0x1C, &will), None);
+        let p = ok(&connect311(0x34, &will), None); // will QoS 2 + retain
+        let Packet::Connect(c) = p else {
+            panic!("not a CONNECT")
+        };
+        let w = c.will.expect("will present");
+        assert_eq!(
+            (w.qos, w.retain, &w.topic[..], &w.payload[..]),
+            (QoS::ExactlyOnce, true, "w", &b"bye"[..])
+        );
+    }
+
+    #[test]
+    fn connect_password_without_user_name() {
+        // [MQTT-3.1.2-22]: 3.x refuses a password without a user name ...
+        let tail = cat(&[&s(b"id"), &s(b"pw")]);
+        malformed(&connect311(0x42, &tail), None);
+        malformed(
+            &frame(0x10, &cat(&[&s(b"MQIsdp"), &[3, 0x42, 0, 10], &tail])),
+            None,
+        );
+        // ... 5.0 allows it (section 3.1.2.9).
+        let p = ok(&connect5(0x42, &[], &tail), None);
+        assert!(matches!(p, Packet::Connect(c) if c.username.is_none()
+            && c.password.as_deref() == Some(&b"pw"[..])));
+    }
+
+    #[test]
+    fn connect_will_topic_must_be_a_topic_name() {
+        // [MQTT-4.7.0-1] [MQTT-4.7.3-1]: no wildcards, not empty.
+        topic_invalid(
+            &connect311(0x06, &cat(&[&s(b"id"), &s(b"w/#"), &s(b"")])),
+            None,
+        );
+        topic_invalid(
+            &connect311(0x06, &cat(&[&s(b"id"), &s(b""), &s(b"")])),
+            None,
+        );
+    }
+
+    #[test]
+    fn connect_property_checks() {
+        // 5.0 section 3.1.2.11: value ranges and single occurrence.
+        protocol(&connect5(0x02, &[0x21, 0, 0], &s(b"id")), None); // receive maximum 0
+        protocol(&connect5(0x02, &[0x27, 0, 0, 0, 0], &s(b"id")), None); // max packet size 0
+        protocol(&connect5(0x02, &[0x17, 2], &s(b"id")), None); // request problem info 2
+        protocol(&connect5(0x02, &[0x19, 2], &s(b"id")), None); // request response info 2
+        protocol(
+            &connect5(0x02, &[0x11, 0, 0, 0, 1, 0x11, 0, 0, 0, 1], &s(b"id")),
+            None,
+        ); // session expiry twice
+        protocol(&connect5(0x02, &cat(&[&[0x16], &s(b"d")]), &s(b"id")), None); // auth data, no method
+                                                                                // Section 2.2.2.2: identifiers not valid in CONNECT are malformed.
+        malformed(&connect5(0x02, &[0x23, 0, 1], &s(b"id")), None); // topic alias
+        malformed(&connect5(0x02, &[0x24, 1], &s(b"id")), None); // maximum QoS
+        malformed(&connect5(0x02, &[0x2B, 1], &s(b"id")), None); // unknown
+                                                                 // Will properties: payload format indicator 0/1 only; identifiers checked.
+        let will =
+            |props: &[u8]| cat(&[&s(b"id"), &[props.len() as u8], props, &s(b"w"), &s(b"x")]);
+        protocol(&connect5(0x06, &[], &will(&[0x01, 2])), None);
+        malformed(&connect5(0x06, &[], &will(&[0x11, 0, 0, 0, 1])), None);
+        let p = ok(
+            &connect5(
+                0x06,
+                &cat(&[&[0x11, 0, 0, 0, 9, 0x21, 0, 5, 0x15], &s(b"SCRAM")]),
+                &will(&[0x18, 0, 0, 0, 30, 0x01, 1]),
+            ),
+            None,
+        );
+        let Packet::Connect(c) = p else {
+            panic!("not a CONNECT")
+        };
+        assert_eq!(c.properties.session_expiry_interval, Some(9));
+        assert_eq!(c.properties.receive_maximum, Some(5));
+        assert_eq!(c.properties.authentication_method.as_deref(), Some("SCRAM"));
+        let w = c.will.expect("will");
+        assert_eq!(w.properties.will_delay_interval, Some(30));
+        assert_eq!(w.properties.payload_format_indicator, Some(1));
+    }
+
+    // ----- SUBSCRIBE / UNSUBSCRIBE ---------------------------------------------
+
+    #[test]
+    fn subscribe_without_filters_is_a_protocol_error() {
+        // [MQTT-3.8.3-3]: at least one topic filter.
+        protocol(&frame(0x82, &[0, 1]), V311);
+        protocol(&frame(0x82, &[0, 1, 0]), V5);
+    }
+
+    #[test]
+    fn subscribe_v3_reserved_bits_and_qos_3_are_malformed() {
+        // [MQTT-3.8.3-4]: upper six bits reserved, QoS 0..2.
+        malformed(&frame(0x82, &cat(&[&[0, 1], &s(b"a"), &[0x04]])), V311);
+        malformed(&frame(0x82, &cat(&[&[0, 1], &s(b"a"), &[0x80]])), V31);
+        malformed(&frame(0x82, &cat(&[&[0, 1], &s(b"a"), &[0x03]])), V311);
+    }
+
+    #[test]
+    fn subscribe_v5_option_checks() {
+        let sub = |opts: u8| frame(0x82, &cat(&[&[0, 1, 0], &s(b"a"), &[opts]]));
+        // [MQTT-3.8.3-5]: reserved bits 6-7 must be 0 (malformed).
+        malformed(&sub(0x40), V5);
+        malformed(&sub(0x80), V5);
+        // 5.0 section 3.8.3.1: retain handling 3 and QoS 3 are protocol errors.
+        protocol(&sub(0x30), V5);
+        protocol(&sub(0x03), V5);
+        let Packet::Subscribe(s) = ok(&sub(0x2E), V5) else {
+            panic!("not a SUBSCRIBE")
+        };
+        let f = &s.filters[0];
+        assert_eq!(
+            (f.qos, f.no_local, f.retain_as_published, f.retain_handling),
+            (QoS::ExactlyOnce, true, true, 2)
+        );
+    }
+
+    #[test]
+    fn subscribe_subscription_identifier_checks() {
+        // 5.0 section 3.8.2.1.2: identifier 0 and a repeated identifier are protocol errors.
+        let sub = |props: &[u8]| {
+            frame(
+                0x82,
+                &cat(&[&[0, 1, props.len() as u8], props, &s(b"a"), &[1]]),
+            )
+        };
+        protocol(&sub(&[0x0B, 0]), V5);
+        protocol(&sub(&[0x0B, 1, 0x0B, 2]), V5);
+        // Non-minimal variable byte integer [MQTT-1.5.5-1].
+        malformed(&sub(&[0x0B, 0x81, 0x00]), V5);
+        malformed(&sub(&[0x23, 0, 1]), V5); // topic alias not valid in SUBSCRIBE
+        let Packet::Subscribe(s) = ok(&sub(&[0x0B, 0xFF, 0xFF, 0xFF, 0x7F]), V5) else {
+            panic!("not a SUBSCRIBE")
+        };
+        assert_eq!(s.properties.subscription_identifier, Some(268_435_455));
+    }
+
+    #[test]
+    fn subscribe_packet_id_zero_is_a_protocol_error() {
+        // [MQTT-2.2.1-3]: SUBSCRIBE and UNSUBSCRIBE carry a non-zero packet identifier.
+        protocol(&frame(0x82, &cat(&[&[0, 0], &s(b"a"), &[0]])), V311);
+        protocol(&frame(0xA2, &cat(&[&[0, 0], &s(b"a")])), V311);
+    }
+
+    #[test]
+    fn subscribe_filters_are_not_validated_by_the_codec() {
+        // The broker answers a bad filter with a SUBACK failure code (section 4.7).
+        let Packet::Subscribe(s) = ok(
+            &frame(0x82, &cat(&[&[0, 1], &s(b"a/#/b"), &[1], &s(b""), &[0]])),
+            V311,
+        ) else {
+            panic!("not a SUBSCRIBE")
+        };
+        assert_eq!(s.filters.len(), 2);
+        assert_eq!(&s.filters[0].filter[..], "a/#/b");
+    }
+
+    #[test]
+    fn unsubscribe_without_filters_is_a_protocol_error() {
+        // [MQTT-3.10.3-2]: at least one topic filter.
+        protocol(&frame(0xA2, &[0, 1]), V311);
+        protocol(&frame(0xA2, &[0, 1, 0]), V5);
+        malformed(&frame(0xA2, &cat(&[&[0, 1, 2, 0x1F, 0], &s(b"a")])), V5); // reason string
+    }
+
+    // ----- acknowledgements, DISCONNECT, AUTH -----------------------------------
+
+    #[test]
+    fn v5_short_forms_mean_success() {
+        // 5.0 sections 3.4.2.1, 3.14.2.1, 3.15.2.1: omitted reason = 0, no properties.
+        assert_eq!(
+            ok(&frame(0x40, &[0, 9]), V5),
+            Packet::PubAck(PubResp {
+                packet_id: 9,
+                ..Default::default()
+            })
+        );
+        let Packet::PubRec(r) = ok(&frame(0x50, &[0, 9, 0x10]), V5) else {
+            panic!("not a PUBREC")
+        };
+        assert_eq!(r.reason, 0x10);
+        assert_eq!(
+            ok(&[0xE0, 0], V5),
+            Packet::Disconnect(Disconnect::default())
+        );
+        let Packet::Disconnect(d) = ok(&[0xE0, 1, 0x04], V5) else {
+            panic!("not a DISCONNECT")
+        };
+        assert_eq!(d.reason, 0x04);
+        assert_eq!(ok(&[0xF0, 0], V5), Packet::Auth(Auth::default()));
+    }
+
+    #[test]
+    fn invalid_reason_codes_are_protocol_errors() {
+        // [MQTT-3.4.2-1] [MQTT-3.6.2-1] [MQTT-3.14.2-1] [MQTT-3.15.2-1]
+        protocol(&frame(0x40, &[0, 1, 0x05]), V5);
+        protocol(&frame(0x62, &[0, 1, 0x10]), V5); // PUBREL allows only 0x00/0x92
+        protocol(&frame(0xE0, &[0x01]), V5);
+        protocol(&frame(0xF0, &[0x01]), V5);
+    }
+
+    #[test]
+    fn disconnect_and_auth_properties() {
+        // 5.0 sections 3.14.2.2 and 3.15.2.2.
+        let d = frame(
+            0xE0,
+            &cat(&[&[0x04, 10, 0x11, 0, 0, 0, 60, 0x1F], &s(b"ok")]),
+        );
+        let Packet::Disconnect(d) = ok(&d, V5) else {
+            panic!("not a DISCONNECT")
+        };
+        assert_eq!(d.properties.session_expiry_interval, Some(60));
+        assert_eq!(d.properties.reason_string.as_deref(), Some("ok"));
+        malformed(&frame(0xE0, &[0x00, 2, 0x21, 0, 1]), V5); // receive maximum
+        protocol(&frame(0xF0, &cat(&[&[0x18, 4, 0x16], &s(b"x")])), V5); // data without method
+    }
+
+    #[test]
+    fn server_packets_decode_for_clients() {
+        // CONNACK [MQTT-3.2.2-1] reserved bits, SUBACK [MQTT-3.9.3-2] return codes.
+        assert_eq!(
+            ok(&frame(0x20, &[1, 0]), V311),
+            Packet::ConnAck(ConnAck {
+                session_present: true,
+                code: 0,
+                properties: Default::default()
+            })
+        );
+        malformed(&frame(0x20, &[2, 0]), V311);
+        let Packet::ConnAck(c) = ok(&frame(0x20, &[0, 0x84, 2, 0x24, 1]), V5) else {
+            panic!("not a CONNACK")
+        };
+        assert_eq!((c.code, c.properties.maximum_qos), (0x84, Some(1)));
+        protocol(&frame(0x20, &[0, 0, 2, 0x24, 2]), V5); // maximum QoS 2
+        let Packet::SubAck(s) = ok(&frame(0x90, &[0, 1, 0, 1, 0x80]), V311) else {
+            panic!("not a SUBACK")
+        };
+        assert_eq!(s.codes, vec![0, 1, 0x80]);
+        malformed(&frame(0x90, &[0, 1, 3]), V311);
+        let Packet::UnsubAck(u) = ok(&frame(0xB0, &[0, 1, 0, 0x11]), V5) else {
+            panic!("not an UNSUBACK")
+        };
+        assert_eq!(u.codes, vec![0x11]);
+        assert_eq!(ok(&[0xD0, 0], V311), Packet::PingResp);
+    }
+
+    #[test]
+    fn several_packets_in_one_buffer_decode_in_order() {
+        let mut bytes = frame(0x30, &cat(&[&s(b"a"), b"1"]));
+        bytes.extend_from_slice(&[0xC0, 0]);
+        bytes.extend_from_slice(&frame(0x30, &cat(&[&s(b"b"), b"2"]))[..3]);
+        let mut buf = BytesMut::from(&bytes[..]);
+        assert!(matches!(
+            decode(&mut buf, V311, MAX),
+            Ok(Some(Packet::Publish(_)))
+        ));
+        assert_eq!(decode(&mut buf, V311, MAX), Ok(Some(Packet::PingReq)));
+        assert_eq!(decode(&mut buf, V311, MAX), Ok(None));
+        assert_eq!(buf.len(), 3);
+    }
+}

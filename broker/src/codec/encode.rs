@@ -409,3 +409,212 @@ pub(super) fn put_binary(buf: &mut BytesMut, data: &[u8]) {
     buf.put_u16(data.len() as u16);
     buf.put_slice(data);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::{
+        decode, Connect, ConnectProperties, Disconnect, DisconnectProperties, Publish,
+        PublishProperties, ReasonProperties, UnsubAck,
+    };
+    use bytes::Bytes;
+
+    fn enc(p: &Packet, v: ProtocolVersion) -> Vec<u8> {
+        let mut buf = BytesMut::new();
+        encode(p, v, &mut buf);
+        assert_eq!(buf.len(), encoded_len(p, v), "encoded_len is exact");
+        buf.to_vec()
+    }
+
+    fn connect(v: ProtocolVersion) -> Packet {
+        Packet::Connect(Box::new(Connect {
+            protocol: v,
+            clean_start: true,
+            keep_alive: 60,
+            properties: ConnectProperties {
+                session_expiry_interval: Some(5),
+                ..Default::default()
+            },
+            client_id: "id".into(),
+            will: None,
+            username: Some("u".into()),
+            password: Some(Bytes::from_static(b"p")),
+        }))
+    }
+
+    #[test]
+    fn variable_byte_integer_boundaries() {
+        // Section 1.5.5, table 1-1: the boundaries of 1..4 byte encodings.
+        let cases: [(usize, &[u8]); 8] = [
+            (0, &[0x00]),
+            (127, &[0x7F]),
+            (128, &[0x80, 0x01]),
+            (16_383, &[0xFF, 0x7F]),
+            (16_384, &[0x80, 0x80, 0x01]),
+            (2_097_151, &[0xFF, 0xFF, 0x7F]),
+            (2_097_152, &[0x80, 0x80, 0x80, 0x01]),
+            (268_435_455, &[0xFF, 0xFF, 0xFF, 0x7F]),
+        ];
+        for (v, expected) in cases {
+            let mut buf = BytesMut::new();
+            put_varint(&mut buf, v);
+            assert_eq!(&buf[..], expected, "{v}");
+            assert_eq!(varint_len(v), expected.len(), "{v}");
+        }
+    }
+
+    #[test]
+    fn connect_v3_1_uses_mqisdp() {
+        // MQTT 3.1: protocol name "MQIsdp", level 3; no properties.
+        let bytes = enc(&connect(ProtocolVersion::V3_1), ProtocolVersion::V3_1);
+        let expected = [
+            &[0x10, 22, 0, 6][..],
+            b"MQIsdp",
+            &[3, 0xC2, 0, 60, 0, 2],
+            b"id",
+            &[0, 1, b'u', 0, 1, b'p'],
+        ]
+        .concat();
+        assert_eq!(bytes, expected);
+    }
+
+    #[test]
+    fn connect_v3_1_1_and_v5_bytes() {
+        // [MQTT-3.1.2-1]: "MQTT" with level 4, and 5 with a property block in 5.0.
+        let bytes = enc(&connect(ProtocolVersion::V3_1_1), ProtocolVersion::V3_1_1);
+        let expected = [
+            &[0x10, 20, 0, 4][..],
+            b"MQTT",
+            &[4, 0xC2, 0, 60, 0, 2],
+            b"id",
+            &[0, 1, b'u', 0, 1, b'p'],
+        ]
+        .concat();
+        assert_eq!(bytes, expected);
+        let bytes = enc(&connect(ProtocolVersion::V5), ProtocolVersion::V5);
+        let expected = [
+            &[0x10, 26, 0, 4][..],
+            b"MQTT",
+            &[5, 0xC2, 0, 60, 5, 0x11, 0, 0, 0, 5, 0, 2],
+            b"id",
+            &[0, 1, b'u', 0, 1, b'p'],
+        ]
+        .concat();
+        assert_eq!(bytes, expected);
+    }
+
+    #[test]
+    fn v5_acknowledgement_short_forms() {
+        // 5.0 section 3.4.2.1: reason 0 without properties → remaining length 2;
+        // another reason without properties → 3 (no property length).
+        let ack = |reason: u8, props: ReasonProperties| {
+            Packet::PubAck(PubResp {
+                packet_id: 0x0102,
+                reason,
+                properties: props,
+            })
+        };
+        assert_eq!(
+            enc(&ack(0, Default::default()), ProtocolVersion::V5),
+            [0x40, 2, 1, 2]
+        );
+        assert_eq!(
+            enc(&ack(0x10, Default::default()), ProtocolVersion::V5),
+            [0x40, 3, 1, 2, 0x10]
+        );
+        let props = ReasonProperties {
+            reason_string: Some("x".into()),
+            user_properties: vec![],
+        };
+        assert_eq!(
+            enc(&ack(0, props.clone()), ProtocolVersion::V5),
+            [0x40, 8, 1, 2, 0, 4, 0x1F, 0, 1, b'x']
+        );
+        // 3.x ignores reason and properties.
+        assert_eq!(
+            enc(&ack(0x10, props), ProtocolVersion::V3_1_1),
+            [0x40, 2, 1, 2]
+        );
+        let rel = Packet::PubRel(PubResp {
+            packet_id: 7,
+            ..Default::default()
+        });
+        assert_eq!(enc(&rel, ProtocolVersion::V3_1_1), [0x62, 2, 0, 7]);
+    }
+
+    #[test]
+    fn disconnect_forms() {
+        // 5.0 section 3.14.2.1: reason 0 without properties → remaining length 0.
+        assert_eq!(
+            enc(
+                &Packet::Disconnect(Disconnect::default()),
+                ProtocolVersion::V5
+            ),
+            [0xE0, 0]
+        );
+        let d = Packet::Disconnect(Disconnect {
+            reason: 0x8E,
+            properties: Default::default(),
+        });
+        assert_eq!(enc(&d, ProtocolVersion::V5), [0xE0, 1, 0x8E]);
+        // 3.x DISCONNECT has no body whatever the fields say.
+        assert_eq!(enc(&d, ProtocolVersion::V3_1_1), [0xE0, 0]);
+        let d = Packet::Disconnect(Disconnect {
+            reason: 0,
+            properties: DisconnectProperties {
+                session_expiry_interval: Some(1),
+                ..Default::default()
+            },
+        });
+        assert_eq!(
+            enc(&d, ProtocolVersion::V5),
+            [0xE0, 7, 0, 5, 0x11, 0, 0, 0, 1]
+        );
+    }
+
+    #[test]
+    fn unsuback_v3_has_no_payload() {
+        // 3.1.1 section 3.11: UNSUBACK is the packet identifier only.
+        let u = Packet::UnsubAck(UnsubAck {
+            packet_id: 3,
+            properties: Default::default(),
+            codes: vec![0, 0x11],
+        });
+        assert_eq!(enc(&u, ProtocolVersion::V3_1_1), [0xB0, 2, 0, 3]);
+        assert_eq!(enc(&u, ProtocolVersion::V5), [0xB0, 5, 0, 3, 0, 0, 0x11]);
+    }
+
+    #[test]
+    fn publish_v3_ignores_properties_and_large_payload_header() {
+        let p = Packet::Publish(Publish {
+            dup: true,
+            qos: QoS::ExactlyOnce,
+            retain: true,
+            topic: "t".into(),
+            packet_id: Some(1),
+            properties: PublishProperties {
+                message_expiry_interval: Some(10),
+                ..Default::default()
+            },
+            payload: Bytes::from(vec![7u8; 200]),
+        });
+        let bytes = enc(&p, ProtocolVersion::V3_1_1);
+        // 2 + 1 topic + 2 id + 200 payload = 205 → two-byte remaining length.
+        assert_eq!(&bytes[..7], &[0x3D, 0xCD, 0x01, 0, 1, b't', 0][..]);
+        assert_eq!(bytes.len(), 3 + 205);
+        let bytes5 = enc(&p, ProtocolVersion::V5);
+        assert_eq!(bytes5.len(), 3 + 205 + 6);
+        // And they decode back to the packet (minus the 5.0 fields for 3.x).
+        let mut buf = BytesMut::from(&bytes5[..]);
+        assert_eq!(
+            decode(&mut buf, Some(ProtocolVersion::V5), 1 << 20),
+            Ok(Some(p))
+        );
+    }
+
+    #[test]
+    fn ping_packets() {
+        assert_eq!(enc(&Packet::PingReq, ProtocolVersion::V3_1), [0xC0, 0]);
+        assert_eq!(enc(&Packet::PingResp, ProtocolVersion::V5), [0xD0, 0]);
+    }
+}
