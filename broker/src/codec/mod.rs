@@ -16,6 +16,12 @@
 use bytes::Bytes;
 use bytestring::ByteString;
 
+pub mod decode;
+pub mod encode;
+mod properties;
+
+pub use decode::{decode, decode_as_client, DecodeError};
+pub use encode::{encode, encoded_len};
 
 /// Protocol level negotiated by CONNECT.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
