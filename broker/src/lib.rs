@@ -1,13 +1,23 @@
 //! Herald: a highly-available MQTT 3.1 / 3.1.1 / 5.0 broker.
 //!
 //! Module map:
-//! - [`codec`]: the MQTT packet types, decoder and encoder.
-//! - [`topic`]: topic name and filter validation, shared-filter parsing and
-//!   the reference matcher.
-//! - [`trie`]: the subscription index (plain and shared subscriptions, sharded
-//!   for concurrent publishes).
-//! - [`retained`]: retained messages as a tree of topic levels.
+//! - [`codec`] — the MQTT packet types, decoder and encoder.
+//! - [`topic`] — topic name and filter validation, shared-subscription names.
+//! - [`trie`] — the subscription index (a topic trie with wildcard slots).
+//! - [`retained`] — retained messages by topic, matched by filter.
+//! - [`session`] — sessions as the router sees them, and deliveries.
+//! - [`broker`] — shared state and the router.
+//! - [`connection`] — one client connection, CONNECT to close.
+//! - [`server`] — the listener, connection limit and shutdown.
+//! - [`config`] — the configuration tree.
+//! - [`stats`] — counters.
+pub mod broker;
 pub mod codec;
+pub mod config;
+pub mod connection;
 pub mod retained;
+pub mod server;
+pub mod session;
+pub mod stats;
 pub mod topic;
 pub mod trie;

@@ -1,1 +1,29 @@
-//! Herald's durable state.
+//! Herald's durable state: a deterministic state machine that applies
+//! [`Command`]s.
+//!
+//! Every durable change the broker makes — a persistent session opened or
+//! closed, a subscription added, a message appended to a session's queue and
+//! acknowledged, a retained message set — is a [`Command`] applied through
+//! [`Store::submit`]. Applying the same sequence of commands to two stores
+//! yields the same state, which is what lets the cluster later feed the same
+//! commands from a Raft log to every node.
+//!
+//! This crate knows no MQTT wire types: messages are topic, payload, QoS,
+//! flags and an opaque property blob that the broker encodes.
+//!
+//! Modules:
+//! - [`model`]: the records the state is made of (sessions, queues, messages).
+//! - [`command`]: the commands and what applying each returns.
+//! - [`mem`]: the state machine itself, kept in memory.
+//! - [`store`]: the handle the broker uses: submit a batch, get the outcomes
+//!   at once and a ticket that completes when the batch is durable.
+
+pub mod command;
+pub mod mem;
+pub mod model;
+pub mod store;
+
+pub use command::{Command, DropReason, Outcome, Target};
+pub use mem::{MemState, QueueLimits};
+pub use model::{Message, QueueEntry, SessionRecord, Subscription, Will};
+pub use store::{Store, StoreError, Ticket};

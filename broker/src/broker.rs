@@ -1,0 +1,431 @@
+//! The broker's shared state and the router.
+//!
+//! [`Broker`] holds what every connection shares: the subscription index,
+//! the retained messages, the session registry and the durable store. The
+//! router ([`Broker::publish`]) matches a message against the index and
+//! hands one [`Delivery`] per matching session to its connection, or — for
+//! persistent sessions and QoS 1/2 — appends it to the session's durable
+//! queue first. There is no global lock on this path: the index is sharded
+//! behind read locks, each session has its own lock, and the store is only
+//! touched for persistent sessions and retained messages.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::{Bytes, BytesMut};
+use bytestring::ByteString;
+use herald_storage::{Command, DropReason, Outcome, QueueLimits, Store, Target, Ticket};
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::watch;
+
+use crate::codec::{self, Packet, ProtocolVersion, Publish, PublishProperties, QoS};
+use crate::config::Config;
+use crate::retained::RetainedTree;
+use crate::session::{Delivery, Msg, Pushed, SessionHandle, SessionKey, SubOpts};
+use crate::stats::Stats;
+use crate::topic::TopicLimits;
+use crate::trie::ShardedIndex;
+
+/// State shared by every connection.
+#[derive(Debug)]
+pub struct Broker {
+    pub config: Arc<Config>,
+    pub stats: Stats,
+    /// Plain and shared subscriptions of every session (online or not).
+    pub(crate) index: ShardedIndex<SessionKey, SubOpts>,
+    /// Retained messages by topic.
+    pub(crate) retained: RwLock<RetainedTree<Arc<Msg>>>,
+    /// Client id → session. Touched on connect and close, never on publish.
+    pub(crate) registry: Mutex<HashMap<Arc<str>, Arc<SessionHandle>>>,
+    /// The durable state machine.
+    pub(crate) store: Store,
+    next_epoch: AtomicU64,
+    /// Flips to true when the broker shuts down.
+    pub(crate) shutdown: watch::Sender<bool>,
+    pub started: Instant,
+}
+
+/// Result of routing one message.
+#[derive(Debug)]
+pub struct Routed {
+    /// Sessions the message was handed or queued to.
+    pub matched: usize,
+    /// Completes when every durable effect is durable.
+    pub ticket: Ticket,
+}
+
+impl Broker {
+    pub fn new(config: Config) -> Arc<Broker> {
+        let limits = QueueLimits {
+            max_messages: config.limits.max_queued_messages,
+            max_bytes: config.limits.max_queued_bytes,
+        };
+        let (shutdown, _) = watch::channel(false);
+        let broker = Arc::new(Broker {
+            config: Arc::new(config),
+            stats: Stats::default(),
+            index: ShardedIndex::default(),
+            retained: RwLock::new(RetainedTree::new()),
+            registry: Mutex::new(HashMap::new()),
+            store: Store::in_memory(limits),
+            next_epoch: AtomicU64::new(1),
+            shutdown,
+            started: Instant::now(),
+        });
+        broker.recover();
+        broker
+    }
+
+    /// Rebuilds the registry, the subscription index and the retained
+    /// messages from the store.
+    fn recover(&self) {
+        for m in self.store.retained() {
+            let msg = Arc::new(msg_from_stored(&m));
+            self.retained.write().insert(&msg.topic.clone(), msg);
+        }
+        let mut registry = self.registry.lock();
+        for record in self.store.sessions() {
+            let handle = SessionHandle::new(Arc::from(record.client_id.as_str()));
+            {
+                let mut st = handle.state.lock();
+                st.persistent = true;
+                for (filter, sub) in &record.subscriptions {
+                    let opts = SubOpts::from_byte(sub.options, sub.identifier);
+                    self.index_insert(filter, &handle, opts.clone());
+                    st.subscriptions.insert(filter.clone(), opts);
+                }
+            }
+            registry.insert(Arc::clone(&handle.client_id), handle);
+        }
+    }
+
+    pub fn topic_limits(&self) -> TopicLimits {
+        TopicLimits {
+            max_topic_length_bytes: self.config.limits.max_topic_length_bytes,
+            max_topic_levels: self.config.limits.max_topic_levels,
+        }
+    }
+
+    pub(crate) fn next_epoch(&self) -> u64 {
+        self.next_epoch.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Adds a subscription to the index (`$share/g/f` goes to the shared part).
+    pub(crate) fn index_insert(&self, filter: &str, handle: &Arc<SessionHandle>, opts: SubOpts) {
+        let key = SessionKey(Arc::clone(handle));
+        match crate::topic::parse_shared(filter).ok().flatten() {
+            Some((group, f)) => {
+                self.index.insert_shared(group, f, key, opts);
+            }
+            None => {
+                self.index.insert(filter, key, opts);
+            }
+        }
+    }
+
+    /// Removes a subscription from the index.
+    pub(crate) fn index_remove(&self, filter: &str, handle: &Arc<SessionHandle>) {
+        let key = SessionKey(Arc::clone(handle));
+        match crate::topic::parse_shared(filter).ok().flatten() {
+            Some((group, f)) => {
+                self.index.remove_shared(group, f, &key);
+            }
+            None => {
+                self.index.remove(filter, &key);
+            }
+        }
+    }
+
+    /// Ends a session: its subscriptions leave the index and it leaves the
+    /// registry (if it is still the registered one), and the store forgets it.
+    pub(crate) fn end_session(&self, handle: &Arc<SessionHandle>) {
+        let (subs, persistent) = {
+            let mut st = handle.state.lock();
+            st.ended = true;
+            (std::mem::take(&mut st.subscriptions), st.persistent)
+        };
+        for filter in subs.keys() {
+            self.index_remove(filter, handle);
+        }
+        {
+            let mut registry = self.registry.lock();
+            if registry
+                .get(&handle.client_id)
+                .is_some_and(|h| Arc::ptr_eq(h, handle))
+            {
+                registry.remove(&handle.client_id);
+            }
+        }
+        if persistent {
+            let _ = self.store.submit_one(Command::Discard {
+                client_id: handle.client_id.to_string(),
+            });
+        }
+    }
+
+    /// Routes a message to every matching session and applies its retained
+    /// effect. `origin` is the publishing session, for No Local.
+    pub fn publish(&self, msg: Arc<Msg>, origin: Option<usize>) -> Routed {
+        Stats::inc(&self.stats.messages_received);
+        let mut commands = Vec::new();
+        if msg.retain {
+            commands.push(self.update_retained(&msg));
+        }
+
+        // Gather matching subscriptions; a session matched by several
+        // overlapping filters gets one delivery at the highest QoS carrying
+        // every subscription identifier [MQTT-3.3.4-2], [MQTT-3.3.4-3].
+        let mut targets: Vec<(SessionKey, SubOpts, Vec<u32>)> = Vec::new();
+        self.index.for_each_match(&msg.topic, |key, opts| {
+            if opts.no_local && Some(key.id()) == origin {
+                return;
+            }
+            targets.push((
+                key.clone(),
+                opts.clone(),
+                opts.identifier.into_iter().collect(),
+            ));
+        });
+        if targets.len() > 1 {
+            targets.sort_by_key(|(k, _, _)| k.id());
+            targets.dedup_by(|later, earlier| {
+                if later.0 != earlier.0 {
+                    return false;
+                }
+                earlier.1.qos = earlier.1.qos.max(later.1.qos);
+                earlier.1.retain_as_published |= later.1.retain_as_published;
+                earlier.2.append(&mut later.2);
+                true
+            });
+        }
+        // One member of each matching shared subscription, preferring
+        // online sessions [MQTT-4.8.2-?]; retained flag never kept there.
+        self.index.for_each_shared_match(&msg.topic, |group| {
+            let picked = group
+                .pick(|k, _| k.0.is_online())
+                .or_else(|| group.pick(|_, _| true));
+            if let Some((k, o)) = picked {
+                let mut opts = o.clone();
+                opts.retain_as_published = false;
+                targets.push((k.clone(), opts, o.identifier.into_iter().collect()));
+            }
+        });
+
+        let matched = targets.len();
+        let mut durable: Vec<(SessionKey, Target, Delivery)> = Vec::new();
+        for (key, opts, sub_ids) in targets {
+            let delivery = Delivery {
+                msg: Arc::clone(&msg),
+                qos: msg.qos.min(opts.qos),
+                retain: opts.retain_as_published && msg.retain,
+                subscription_ids: sub_ids,
+                seq: None,
+            };
+            let persistent = key.0.state.lock().persistent;
+            if persistent && delivery.qos != QoS::AtMostOnce {
+                durable.push((
+                    key,
+                    Target {
+                        client_id: String::new(),
+                        qos: delivery.qos as u8,
+                        retain: delivery.retain,
+                        subscription_ids: delivery.subscription_ids.clone(),
+                    },
+                    delivery,
+                ));
+            } else {
+                self.hand_over(&key.0, delivery);
+            }
+        }
+        let ticket = if durable.is_empty() && commands.is_empty() {
+            Ticket::ready()
+        } else {
+            self.publish_durable(&msg, durable, commands)
+        };
+        Routed { matched, ticket }
+    }
+
+    /// Appends a message to persistent sessions' queues (and applies any
+    /// retained change in the same batch), then hands it to the online ones.
+    fn publish_durable(
+        &self,
+        msg: &Arc<Msg>,
+        mut durable: Vec<(SessionKey, Target, Delivery)>,
+        mut commands: Vec<Command>,
+    ) -> Ticket {
+        let has_targets = !durable.is_empty();
+        if has_targets {
+            let targets = durable
+                .iter_mut()
+                .map(|(k, t, _)| {
+                    t.client_id = k.0.client_id.to_string();
+                    t.clone()
+                })
+                .collect();
+            commands.push(Command::Publish {
+                message: msg_to_stored(msg),
+                targets,
+            });
+        }
+        let (outcomes, ticket) = self.store.submit(commands);
+        if let (true, Some(Outcome::Published { appended })) = (has_targets, outcomes.last()) {
+            for ((key, _, mut delivery), result) in durable.into_iter().zip(appended) {
+                match result {
+                    Ok(seq) => {
+                        delivery.seq = Some(*seq);
+                        self.hand_over(&key.0, delivery);
+                    }
+                    Err(DropReason::NoSession) => Stats::inc(&self.stats.dropped_no_session),
+                    Err(_) => Stats::inc(&self.stats.dropped_queue_full),
+                }
+            }
+        }
+        ticket
+    }
+
+    fn hand_over(&self, handle: &SessionHandle, delivery: Delivery) {
+        match handle.push(delivery) {
+            Pushed::Sent | Pushed::Offline => {}
+            Pushed::SlowConsumer => Stats::inc(&self.stats.slow_consumers),
+        }
+    }
+
+    /// Stores, replaces or (empty payload) deletes the retained message of
+    /// the topic [MQTT-3.3.1-5], [MQTT-3.3.1-10], [MQTT-3.3.1-11].
+    fn update_retained(&self, msg: &Arc<Msg>) -> Command {
+        let topic = Bytes::copy_from_slice(msg.topic.as_bytes());
+        if msg.payload.is_empty() {
+            self.retained.write().remove(&msg.topic);
+            Command::Retain {
+                topic,
+                message: None,
+            }
+        } else {
+            self.retained
+                .write()
+                .insert(&msg.topic.clone(), Arc::clone(msg));
+            Command::Retain {
+                topic,
+                message: Some(msg_to_stored(msg)),
+            }
+        }
+    }
+
+    /// Retained messages matching `filter`, unexpired.
+    pub(crate) fn retained_matching(&self, filter: &str) -> Vec<Arc<Msg>> {
+        let now = Instant::now();
+        let mut out = Vec::new();
+        self.retained.read().for_each_match(filter, |_, m| {
+            if !m.is_expired(now) {
+                out.push(Arc::clone(m));
+            }
+        });
+        out
+    }
+
+    /// Asks every connection to close (5.0 clients get DISCONNECT 0x8B).
+    pub fn begin_shutdown(&self) {
+        let _ = self.shutdown.send(true);
+    }
+
+    /// Number of sessions (online and offline).
+    pub fn session_count(&self) -> usize {
+        self.registry.lock().len()
+    }
+
+    /// Arms the expiry of a session that went offline with `epoch`.
+    pub(crate) fn schedule_expiry(
+        self: &Arc<Self>,
+        handle: Arc<SessionHandle>,
+        epoch: u64,
+        secs: u32,
+    ) {
+        if secs == u32::MAX {
+            return;
+        }
+        let broker = Arc::clone(self);
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(u64::from(secs))).await;
+            let expired = {
+                let st = handle.state.lock();
+                st.link.is_none() && st.epoch == epoch && !st.ended
+            };
+            if expired {
+                Stats::inc(&broker.stats.sessions_expired);
+                broker.end_session(&handle);
+            }
+        });
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The stored form of a message (its expiry made absolute).
+pub(crate) fn msg_to_stored(msg: &Msg) -> herald_storage::Message {
+    let now = Instant::now();
+    herald_storage::Message {
+        topic: Bytes::copy_from_slice(msg.topic.as_bytes()),
+        payload: msg.payload.clone(),
+        qos: msg.qos as u8,
+        retain: msg.retain,
+        properties: properties_to_blob(&msg.properties),
+        expires_at_ms: msg
+            .expires_at
+            .map(|at| now_ms() + at.saturating_duration_since(now).as_millis() as u64),
+    }
+}
+
+/// A message back from the store.
+pub(crate) fn msg_from_stored(m: &herald_storage::Message) -> Msg {
+    let now = now_ms();
+    Msg {
+        topic: ByteString::try_from(m.topic.clone()).unwrap_or_default(),
+        payload: m.payload.clone(),
+        qos: QoS::from_u8(m.qos).unwrap_or(QoS::AtMostOnce),
+        retain: m.retain,
+        properties: properties_from_blob(&m.properties),
+        expires_at: m
+            .expires_at_ms
+            .map(|at| Instant::now() + Duration::from_millis(at.saturating_sub(now))),
+        origin: None,
+    }
+}
+
+/// Property blob: the 5.0 encoding of a QoS 0 PUBLISH to topic `p` with an
+/// empty payload that carries the properties; empty when there are none.
+fn properties_to_blob(p: &PublishProperties) -> Bytes {
+    if *p == PublishProperties::default() {
+        return Bytes::new();
+    }
+    let packet = Packet::Publish(Publish {
+        dup: false,
+        qos: QoS::AtMostOnce,
+        retain: false,
+        topic: ByteString::from_static("p"),
+        packet_id: None,
+        properties: p.clone(),
+        payload: Bytes::new(),
+    });
+    let mut buf = BytesMut::new();
+    codec::encode(&packet, ProtocolVersion::V5, &mut buf);
+    buf.freeze()
+}
+
+fn properties_from_blob(blob: &Bytes) -> PublishProperties {
+    if blob.is_empty() {
+        return PublishProperties::default();
+    }
+    let mut buf = BytesMut::from(&blob[..]);
+    match codec::decode(&mut buf, Some(ProtocolVersion::V5), u32::MAX) {
+        Ok(Some(Packet::Publish(p))) => p.properties,
+        _ => PublishProperties::default(),
+    }
+}

@@ -1,0 +1,220 @@
+//! Configuration: one serde tree, read from a TOML file, overridden by
+//! `HERALD_*` environment variables and command-line flags, and validated
+//! before anything starts.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// MQTT listener address.
+    pub listen: SocketAddr,
+    /// Directory for durable state; created if missing and locked so that
+    /// two brokers never share it.
+    pub data_dir: PathBuf,
+    pub limits: Limits,
+    pub mqtt: MqttConfig,
+}
+
+/// Resource limits. Every queue and buffer in the broker is bounded by one
+/// of these.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Connections accepted at once; further ones are closed at accept.
+    pub max_connections: usize,
+    /// Largest packet accepted from a client (fixed header included); sent
+    /// to 5.0 clients as Maximum Packet Size.
+    pub max_packet_size_bytes: u32,
+    /// Time a new connection has to send CONNECT.
+    pub connect_timeout_secs: u64,
+    /// QoS 1/2 messages in flight per direction per client; sent to 5.0
+    /// clients as Receive Maximum.
+    pub max_inflight_messages: u16,
+    /// Messages waiting per session beyond the in-flight window (online or
+    /// offline); the newest is dropped, and counted, past this.
+    pub max_queued_messages: usize,
+    /// Bytes of queued messages per session (topic + payload + properties).
+    pub max_queued_bytes: usize,
+    /// Bytes waiting to be written to one connection; a client that stops
+    /// reading past this is disconnected as a slow consumer.
+    pub max_outbound_bytes: usize,
+    /// Longest topic name or filter, in bytes.
+    pub max_topic_length_bytes: usize,
+    /// Most levels in a topic name or filter.
+    pub max_topic_levels: usize,
+    /// Most subscriptions one session may hold.
+    pub max_subscriptions_per_client: usize,
+}
+
+/// Protocol settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MqttConfig {
+    /// Highest keep alive the server accepts; a 5.0 client asking for more
+    /// (or for 0) is told this value as Server Keep Alive. 0 = no cap.
+    pub keep_alive_max_secs: u16,
+    /// Highest session expiry granted to a 5.0 client; `4294967295` never expires.
+    pub session_expiry_max_secs: u32,
+    /// Topic aliases a 5.0 client may use towards the server.
+    pub topic_alias_maximum: u16,
+    /// Accept MQTT 3.1 (`MQIsdp`) clients.
+    pub allow_mqtt_3_1: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 1883)),
+            data_dir: PathBuf::from("./data"),
+            limits: Limits::default(),
+            mqtt: MqttConfig::default(),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 100_000,
+            max_packet_size_bytes: 1024 * 1024,
+            connect_timeout_secs: 10,
+            max_inflight_messages: 100,
+            max_queued_messages: 10_000,
+            max_queued_bytes: 64 * 1024 * 1024,
+            max_outbound_bytes: 8 * 1024 * 1024,
+            max_topic_length_bytes: 65_535,
+            max_topic_levels: 128,
+            max_subscriptions_per_client: 1_000,
+        }
+    }
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        MqttConfig {
+            keep_alive_max_secs: 0,
+            session_expiry_max_secs: u32::MAX,
+            topic_alias_maximum: 64,
+            allow_mqtt_3_1: true,
+        }
+    }
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    #[error("invalid setting {field}: {why}")]
+    Invalid { field: &'static str, why: String },
+}
+
+impl Config {
+    /// Reads a TOML file; missing keys keep their defaults.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source: Box::new(source),
+        })
+    }
+
+    /// The defaults as TOML.
+    pub fn default_toml() -> String {
+        toml::to_string_pretty(&Config::default())
+            .expect("the default config is plain data and always serialises")
+    }
+
+    /// Checks every value before anything starts.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let l = &self.limits;
+        let invalid = |field: &'static str, why: &str| {
+            Err(ConfigError::Invalid {
+                field,
+                why: why.to_owned(),
+            })
+        };
+        if l.max_connections == 0 {
+            return invalid("limits.max_connections", "must be at least 1");
+        }
+        if !(64..=268_435_460).contains(&l.max_packet_size_bytes) {
+            return invalid(
+                "limits.max_packet_size_bytes",
+                "must be between 64 and 268435460",
+            );
+        }
+        if l.connect_timeout_secs == 0 {
+            return invalid("limits.connect_timeout_secs", "must be at least 1");
+        }
+        if l.max_inflight_messages == 0 {
+            return invalid("limits.max_inflight_messages", "must be at least 1");
+        }
+        if l.max_queued_messages == 0 || l.max_queued_bytes == 0 {
+            return invalid(
+                "limits.max_queued_messages",
+                "queue limits must be at least 1",
+            );
+        }
+        if l.max_outbound_bytes < 1024 {
+            return invalid("limits.max_outbound_bytes", "must be at least 1024");
+        }
+        if l.max_topic_length_bytes == 0 || l.max_topic_length_bytes > 65_535 {
+            return invalid(
+                "limits.max_topic_length_bytes",
+                "must be between 1 and 65535",
+            );
+        }
+        if l.max_topic_levels == 0 {
+            return invalid("limits.max_topic_levels", "must be at least 1");
+        }
+        if l.max_subscriptions_per_client == 0 {
+            return invalid("limits.max_subscriptions_per_client", "must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_config_round_trips_through_toml_and_is_valid() {
+        let text = Config::default_toml();
+        let parsed: Config = toml::from_str(&text).expect("default TOML parses");
+        assert_eq!(parsed, Config::default());
+        parsed.validate().expect("defaults are valid");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let err = toml::from_str::<Config>("listen = \"127.0.0.1:1\"\nlisten_typo = 1\n");
+        assert!(err.is_err());
+    }
+
+    #[test]
+    fn invalid_values_are_refused() {
+        let mut c = Config::default();
+        c.limits.max_inflight_messages = 0;
+        assert!(c.validate().is_err());
+        let mut c = Config::default();
+        c.limits.max_packet_size_bytes = 10;
+        assert!(c.validate().is_err());
+    }
+}

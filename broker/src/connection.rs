@@ -1,0 +1,1268 @@
+//! One client connection: the protocol, from CONNECT to close.
+//!
+//! Lifecycle of a connection:
+//! 1. accepted (TCP_NODELAY on), the CONNECT must arrive within
+//!    `connect_timeout_secs`; nothing else is accepted first [MQTT-3.1.0-1];
+//! 2. CONNECT validated; an older connection with the same client id is
+//!    kicked (5.0: DISCONNECT 0x8E) and waited for [MQTT-3.1.4-3]; the
+//!    session is created, resumed or replaced; CONNACK is sent; queued and
+//!    unacknowledged messages are (re)sent;
+//! 3. one task serves it: it reads and decodes packets, takes deliveries
+//!    from its mailbox, writes coalesced output, and enforces keep alive at
+//!    1.5 × the negotiated value [MQTT-3.1.2-24];
+//! 4. it ends with a typed [`Close`], mapped to a 5.0 reason code in one
+//!    place ([`Close::reason_code`]); the will is published unless the
+//!    client disconnected normally; the session is kept (persistent) or ended.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use bytestring::ByteString;
+use herald_storage::{Command, Outcome, SessionRecord, Subscription, Will as StoredWill};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tracing::debug;
+
+use crate::broker::{msg_from_stored, msg_to_stored, now_ms, Broker};
+use crate::codec::{
+    self, connack_v3, reason, ConnAck, ConnAckProperties, Connect, DecodeError, Disconnect,
+    DisconnectProperties, Packet, ProtocolVersion, PubResp, Publish, PublishProperties, QoS,
+    ReasonProperties, SubAck, Subscribe, UnsubAck, Unsubscribe,
+};
+use crate::session::{
+    packet_id_for, ConnLink, Delivery, Kick, KickSignal, Msg, SessionHandle, SubOpts,
+};
+use crate::stats::Stats;
+use crate::topic;
+
+/// Output waiting to be written above which the connection stops reading
+/// and stops taking deliveries until the socket drains.
+const HIGH_WATER_BYTES: usize = 64 * 1024;
+/// Deliveries taken from the mailbox in one go (then output is flushed).
+const MAILBOX_BATCH: usize = 256;
+/// Read buffer growth step.
+const READ_CHUNK: usize = 4096;
+/// How long a takeover waits for the old connection to finish closing.
+const TAKEOVER_WAIT: Duration = Duration::from_secs(10);
+/// How long the final DISCONNECT may take to write.
+const CLOSE_FLUSH: Duration = Duration::from_secs(2);
+
+/// Why a connection closed. Every close has one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Close {
+    /// The client sent DISCONNECT; `will` is 5.0 reason 0x04.
+    ClientDisconnect {
+        will: bool,
+    },
+    /// The client closed the socket without DISCONNECT.
+    PeerClosed,
+    /// A read or write failed.
+    Io,
+    /// A malformed packet or a protocol violation, with its 5.0 reason code.
+    Protocol(u8),
+    KeepAliveTimeout,
+    Takeover,
+    SlowConsumer,
+    Shutdown,
+}
+
+impl Close {
+    /// The one place close reasons become 5.0 DISCONNECT reason codes.
+    pub fn reason_code(self) -> Option<u8> {
+        match self {
+            Close::ClientDisconnect { .. } | Close::PeerClosed | Close::Io => None,
+            Close::Protocol(code) => Some(code),
+            Close::KeepAliveTimeout => Some(reason::KEEP_ALIVE_TIMEOUT),
+            Close::Takeover => Some(reason::SESSION_TAKEN_OVER),
+            Close::SlowConsumer => Some(reason::QUOTA_EXCEEDED),
+            Close::Shutdown => Some(reason::SERVER_SHUTTING_DOWN),
+        }
+    }
+
+    /// Whether the will is published [MQTT-3.1.2-8], [MQTT-3.14.4-3].
+    fn publishes_will(self) -> bool {
+        !matches!(self, Close::ClientDisconnect { will: false })
+    }
+
+    /// A bounded label for logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Close::ClientDisconnect { .. } => "client_disconnect",
+            Close::PeerClosed => "peer_closed",
+            Close::Io => "io_error",
+            Close::Protocol(_) => "protocol_error",
+            Close::KeepAliveTimeout => "keep_alive_timeout",
+            Close::Takeover => "takeover",
+            Close::SlowConsumer => "slow_consumer",
+            Close::Shutdown => "shutdown",
+        }
+    }
+}
+
+impl From<DecodeError> for Close {
+    fn from(e: DecodeError) -> Self {
+        Close::Protocol(e.reason_code())
+    }
+}
+
+/// An outbound QoS 1/2 message awaiting its acknowledgement.
+#[derive(Debug)]
+struct Inflight {
+    delivery: Delivery,
+    seq: u64,
+    /// QoS 2: PUBREC received and PUBREL sent; waiting for PUBCOMP.
+    pubrec: bool,
+}
+
+/// Serves one accepted TCP connection until it closes.
+pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
+    if let Err(e) = stream.set_nodelay(true) {
+        debug!(%peer, error = %e, "set_nodelay failed");
+    }
+    let (rd, wr) = stream.into_split();
+    let (done_tx, done_rx) = tokio::sync::watch::channel(());
+    let mut conn = Connection {
+        broker: Arc::clone(&broker),
+        rd,
+        wr,
+        rbuf: BytesMut::new(),
+        wbuf: BytesMut::new(),
+        version: ProtocolVersion::V3_1_1,
+        client_id: Arc::from(""),
+        handle: None,
+        epoch: broker.next_epoch(),
+        keep_alive: 0,
+        session_expiry: 0,
+        will: None,
+        client_receive_max: u16::MAX,
+        client_max_packet: u32::MAX,
+        topic_aliases: HashMap::new(),
+        inbound_qos2: HashSet::new(),
+        inflight: BTreeMap::new(),
+        inflight_by_id: HashMap::new(),
+        pending: VecDeque::new(),
+        next_seq: 1,
+        persistent: false,
+        loaded_up_to: 0,
+        mailbox: None,
+        queued_bytes: Arc::new(AtomicUsize::new(0)),
+        kick: Arc::new(KickSignal::default()),
+        done_rx,
+        peer,
+    };
+    let close = conn.run().await;
+    conn.finish(close).await;
+    drop(done_tx);
+}
+
+struct Connection {
+    broker: Arc<Broker>,
+    rd: OwnedReadHalf,
+    wr: OwnedWriteHalf,
+    rbuf: BytesMut,
+    /// Encoded output not yet written: every packet goes here and is written
+    /// in as few syscalls as the socket allows (coalescing).
+    wbuf: BytesMut,
+    version: ProtocolVersion,
+    client_id: Arc<str>,
+    /// The session, once CONNECT is accepted.
+    handle: Option<Arc<SessionHandle>>,
+    epoch: u64,
+    /// Negotiated keep alive in seconds (0: none).
+    keep_alive: u16,
+    /// Session expiry in seconds after close (0: ends with the connection).
+    session_expiry: u32,
+    will: Option<codec::Will>,
+    /// Client's Receive Maximum: our outbound in-flight window.
+    client_receive_max: u16,
+    /// Client's Maximum Packet Size: we never send more [MQTT-3.1.2-24].
+    client_max_packet: u32,
+    /// Inbound topic aliases (5.0).
+    topic_aliases: HashMap<u16, ByteString>,
+    /// Inbound QoS 2 packet ids received and not yet released [MQTT-4.3.3-?].
+    inbound_qos2: HashSet<u16>,
+    /// Outbound in flight by sequence number (resend order).
+    inflight: BTreeMap<u64, Inflight>,
+    /// Packet id → sequence number of what is in flight.
+    inflight_by_id: HashMap<u16, u64>,
+    /// Outbound QoS 1/2 waiting for room in the window.
+    pending: VecDeque<Delivery>,
+    /// Next local sequence number (non-persistent sessions).
+    next_seq: u64,
+    /// The session is in the store; QoS 1/2 deliveries carry store seqs.
+    persistent: bool,
+    /// Store deliveries up to this seq were loaded at resume; pushes of
+    /// them are duplicates and ignored.
+    loaded_up_to: u64,
+    mailbox: Option<mpsc::UnboundedReceiver<Delivery>>,
+    queued_bytes: Arc<AtomicUsize>,
+    kick: Arc<KickSignal>,
+    done_rx: tokio::sync::watch::Receiver<()>,
+    peer: SocketAddr,
+}
+
+impl Connection {
+    fn v5(&self) -> bool {
+        self.version.is_v5()
+    }
+
+    fn limits(&self) -> &crate::config::Limits {
+        &self.broker.config.limits
+    }
+
+    /// Queues a packet for writing.
+    fn send(&mut self, packet: &Packet) {
+        codec::encode(packet, self.version, &mut self.wbuf);
+    }
+
+    /// Writes everything queued.
+    async fn flush(&mut self) -> std::io::Result<()> {
+        while !self.wbuf.is_empty() {
+            self.wr.write_buf(&mut self.wbuf).await?;
+        }
+        Ok(())
+    }
+
+    async fn read_more(&mut self) -> Result<(), Close> {
+        if self.rbuf.capacity() - self.rbuf.len() < READ_CHUNK / 4 {
+            self.rbuf.reserve(READ_CHUNK);
+        }
+        match self.rd.read_buf(&mut self.rbuf).await {
+            Ok(0) => Err(Close::PeerClosed),
+            Ok(_) => Ok(()),
+            Err(_) => Err(Close::Io),
+        }
+    }
+
+    async fn run(&mut self) -> Close {
+        let timeout = Duration::from_secs(self.limits().connect_timeout_secs);
+        let connect = match tokio::time::timeout(timeout, self.read_connect()).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(close)) => return close,
+            Err(_) => {
+                Stats::inc(&self.broker.stats.connect_timeouts);
+                return Close::PeerClosed;
+            }
+        };
+        if let Err(close) = self.on_connect(connect).await {
+            return close;
+        }
+        self.main_loop().await
+    }
+
+    /// Reads the first packet, which must be CONNECT [MQTT-3.1.0-1].
+    async fn read_connect(&mut self) -> Result<Box<Connect>, Close> {
+        let max = self.limits().max_packet_size_bytes;
+        loop {
+            match codec::decode(&mut self.rbuf, None, max) {
+                Ok(Some(Packet::Connect(c))) => return Ok(c),
+                Ok(Some(_)) => return Err(self.protocol_error(reason::PROTOCOL_ERROR)),
+                Ok(None) => self.read_more().await?,
+                Err(DecodeError::UnsupportedProtocol { level, .. }) => {
+                    // [MQTT-3.1.2-2]: CONNACK 0x84 (5.0) / return code 1, then close.
+                    let code = if level == 5 {
+                        self.version = ProtocolVersion::V5;
+                        reason::UNSUPPORTED_PROTOCOL_VERSION
+                    } else {
+                        connack_v3::UNACCEPTABLE_PROTOCOL_VERSION
+                    };
+                    self.send_connack_refusal(code);
+                    return Err(self.protocol_error(reason::UNSUPPORTED_PROTOCOL_VERSION));
+                }
+                Err(e) => return Err(self.protocol_error(e.reason_code())),
+            }
+        }
+    }
+
+    fn protocol_error(&self, code: u8) -> Close {
+        Stats::inc(&self.broker.stats.protocol_errors);
+        Close::Protocol(code)
+    }
+
+    fn send_connack_refusal(&mut self, code: u8) {
+        self.send(&Packet::ConnAck(ConnAck {
+            session_present: false,
+            code,
+            properties: ConnAckProperties::default(),
+        }));
+    }
+
+    /// Refuses a CONNECT with the 5.0 reason code or the 3.x return code.
+    fn refuse(&mut self, v5_code: u8, v3_code: u8) -> Close {
+        let code = if self.v5() { v5_code } else { v3_code };
+        self.send_connack_refusal(code);
+        Close::Protocol(v5_code)
+    }
+
+    async fn on_connect(&mut self, c: Box<Connect>) -> Result<(), Close> {
+        let c = *c;
+        self.version = c.protocol;
+        let cfg = Arc::clone(&self.broker.config);
+        if c.protocol == ProtocolVersion::V3_1 && !cfg.mqtt.allow_mqtt_3_1 {
+            return Err(self.refuse(
+                reason::UNSUPPORTED_PROTOCOL_VERSION,
+                connack_v3::UNACCEPTABLE_PROTOCOL_VERSION,
+            ));
+        }
+        // Enhanced authentication is not configured: any method is refused
+        // [MQTT-4.12.0-1].
+        if c.properties.authentication_method.is_some() {
+            return Err(self.refuse(
+                reason::BAD_AUTHENTICATION_METHOD,
+                connack_v3::NOT_AUTHORIZED,
+            ));
+        }
+        // Client identifier [MQTT-3.1.3-6..9].
+        let mut assigned = None;
+        let client_id: Arc<str> = if c.client_id.is_empty() {
+            let refuse = match c.protocol {
+                ProtocolVersion::V3_1 => true,
+                ProtocolVersion::V3_1_1 => !c.clean_start,
+                ProtocolVersion::V5 => false,
+            };
+            if refuse {
+                return Err(self.refuse(
+                    reason::CLIENT_IDENTIFIER_NOT_VALID,
+                    connack_v3::IDENTIFIER_REJECTED,
+                ));
+            }
+            let id = format!("herald-{:x}-{:x}", now_ms(), self.epoch);
+            assigned = Some(ByteString::from(id.as_str()));
+            Arc::from(id.as_str())
+        } else {
+            Arc::from(&*c.client_id)
+        };
+        self.client_id = Arc::clone(&client_id);
+        // The will topic must be a valid topic name [MQTT-3.1.3-11].
+        if let Some(w) = &c.will {
+            if topic::validate_topic_name(&w.topic, &self.broker.topic_limits()).is_err() {
+                return Err(self.refuse(reason::TOPIC_NAME_INVALID, connack_v3::NOT_AUTHORIZED));
+            }
+        }
+        if self.v5() {
+            let p = &c.properties;
+            self.client_receive_max = p.receive_maximum.unwrap_or(u16::MAX);
+            self.client_max_packet = p.maximum_packet_size.unwrap_or(u32::MAX);
+        }
+        let max_expiry = cfg.mqtt.session_expiry_max_secs;
+        let (session_expiry, expiry_capped) = match c.protocol {
+            ProtocolVersion::V5 => {
+                let asked = c.properties.session_expiry_interval.unwrap_or(0);
+                (asked.min(max_expiry), asked > max_expiry)
+            }
+            // 3.x: Clean Session 0 keeps the session with no expiry.
+            _ if c.clean_start => (0, false),
+            _ => (max_expiry, false),
+        };
+        self.session_expiry = session_expiry;
+        let mut server_keep_alive = None;
+        self.keep_alive = c.keep_alive;
+        let cap = cfg.mqtt.keep_alive_max_secs;
+        if self.v5() && cap > 0 && (c.keep_alive == 0 || c.keep_alive > cap) {
+            self.keep_alive = cap;
+            server_keep_alive = Some(cap);
+        }
+        self.will = c.will.clone();
+
+        let (handle, resumed) = self.attach(&client_id, c.clean_start).await?;
+        let mut session_present = false;
+        if session_expiry > 0 || resumed.is_some() {
+            let (outcome, ticket) = self.broker.store.submit_one(Command::Open {
+                client_id: client_id.to_string(),
+                epoch: self.epoch,
+                clean_start: c.clean_start,
+                protocol_level: c.protocol.level(),
+                expiry_secs: session_expiry,
+                will: self.will.as_ref().map(stored_will),
+                now_ms: now_ms(),
+            });
+            if ticket.wait().await.is_err() {
+                return Err(self.refuse(reason::SERVER_UNAVAILABLE, connack_v3::SERVER_UNAVAILABLE));
+            }
+            if let Outcome::Opened {
+                session_present: present,
+                session,
+            } = outcome
+            {
+                session_present = present && !c.clean_start;
+                self.load_session(&session);
+            }
+            self.persistent = true;
+            handle.state.lock().persistent = true;
+        }
+        self.handle = Some(Arc::clone(&handle));
+
+        let mut props = ConnAckProperties::default();
+        if self.v5() {
+            props.receive_maximum = Some(self.limits().max_inflight_messages);
+            props.maximum_packet_size = Some(self.limits().max_packet_size_bytes);
+            props.topic_alias_maximum = Some(cfg.mqtt.topic_alias_maximum);
+            props.assigned_client_identifier = assigned;
+            props.server_keep_alive = server_keep_alive;
+            if expiry_capped {
+                props.session_expiry_interval = Some(session_expiry);
+            }
+            props.retain_available = Some(1);
+            props.wildcard_subscription_available = Some(1);
+            props.subscription_identifiers_available = Some(1);
+            props.shared_subscription_available = Some(1);
+        }
+        self.send(&Packet::ConnAck(ConnAck {
+            session_present,
+            code: 0,
+            properties: props,
+        }));
+        debug!(client_id = %client_id, peer = %self.peer, version = ?self.version, session_present, "connected");
+        // Resend what was in flight, then fill the window [MQTT-4.4.0-1].
+        self.resend_inflight();
+        self.fill_window();
+        Ok(())
+    }
+
+    /// Takes the session of `client_id`: kicks and waits for a live owner,
+    /// ends an old session when `clean_start`, and links this connection.
+    /// Returns the handle and, when an existing session was kept, `Some(())`.
+    async fn attach(
+        &mut self,
+        client_id: &Arc<str>,
+        clean_start: bool,
+    ) -> Result<(Arc<SessionHandle>, Option<()>), Close> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.mailbox = Some(rx);
+        for _ in 0..8 {
+            let mut wait_for = None;
+            let mut discard = None;
+            {
+                let mut registry = self.broker.registry.lock();
+                match registry.get(client_id) {
+                    Some(h) => {
+                        let mut st = h.state.lock();
+                        if let Some(link) = &st.link {
+                            link.kick.kick(Kick::Takeover);
+                            Stats::inc(&self.broker.stats.takeovers);
+                            wait_for = Some(link.done.clone());
+                        } else if clean_start {
+                            discard = Some(Arc::clone(h));
+                        } else {
+                            st.link = Some(self.link(tx.clone()));
+                            st.epoch = self.epoch;
+                            return Ok((Arc::clone(h), Some(())));
+                        }
+                    }
+                    None => {
+                        let h = SessionHandle::new(Arc::clone(client_id));
+                        {
+                            let mut st = h.state.lock();
+                            st.link = Some(self.link(tx.clone()));
+                            st.epoch = self.epoch;
+                        }
+                        registry.insert(Arc::clone(client_id), Arc::clone(&h));
+                        return Ok((h, None));
+                    }
+                }
+            }
+            if let Some(h) = discard {
+                self.broker.end_session(&h);
+            }
+            if let Some(mut done) = wait_for {
+                let _ = tokio::time::timeout(TAKEOVER_WAIT, done.changed()).await;
+            }
+        }
+        Err(self.refuse(reason::SERVER_BUSY, connack_v3::SERVER_UNAVAILABLE))
+    }
+
+    fn link(&self, tx: mpsc::UnboundedSender<Delivery>) -> ConnLink {
+        ConnLink {
+            epoch: self.epoch,
+            tx,
+            queued_bytes: Arc::clone(&self.queued_bytes),
+            max_bytes: self.limits().max_outbound_bytes,
+            kick: Arc::clone(&self.kick),
+            done: self.done_rx.clone(),
+        }
+    }
+
+    /// Restores in-flight and queued messages of a resumed session.
+    fn load_session(&mut self, s: &SessionRecord) {
+        self.loaded_up_to = s.next_seq.saturating_sub(1);
+        self.inbound_qos2 = s.inbound_qos2.iter().copied().collect();
+        let now = now_ms();
+        for entry in s.queue.values() {
+            if entry.message.is_expired(now) {
+                let _ = self.broker.store.submit_one(Command::Ack {
+                    client_id: self.client_id.to_string(),
+                    seq: entry.seq,
+                });
+                Stats::inc(&self.broker.stats.dropped_expired);
+                continue;
+            }
+            let delivery = Delivery {
+                msg: Arc::new(msg_from_stored(&entry.message)),
+                qos: QoS::from_u8(entry.qos).unwrap_or(QoS::AtLeastOnce),
+                retain: entry.retain,
+                subscription_ids: entry.subscription_ids.clone(),
+                seq: Some(entry.seq),
+            };
+            if entry.pubrec_received {
+                // Only PUBREL remains to be (re)sent.
+                self.inflight_by_id
+                    .insert(packet_id_for(entry.seq), entry.seq);
+                self.inflight.insert(
+                    entry.seq,
+                    Inflight {
+                        delivery,
+                        seq: entry.seq,
+                        pubrec: true,
+                    },
+                );
+            } else {
+                self.pending.push_back(delivery);
+            }
+        }
+    }
+
+    /// Resends every in-flight message: PUBLISH with DUP, or PUBREL.
+    fn resend_inflight(&mut self) {
+        let entries: Vec<(u64, bool)> = self.inflight.iter().map(|(s, i)| (*s, i.pubrec)).collect();
+        for (seq, pubrec) in entries {
+            if pubrec {
+                self.send(&Packet::PubRel(PubResp {
+                    packet_id: packet_id_for(seq),
+                    ..PubResp::default()
+                }));
+            } else if let Some(d) = self.inflight.get(&seq).map(|i| i.delivery.clone()) {
+                self.write_publish(&d, Some(packet_id_for(seq)), true);
+            }
+        }
+    }
+
+    async fn main_loop(&mut self) -> Close {
+        let mut mailbox = self.mailbox.take().expect("attach() created the mailbox");
+        let mut shutdown = self.broker.shutdown.subscribe();
+        if *shutdown.borrow() {
+            return Close::Shutdown;
+        }
+        let kick = Arc::clone(&self.kick);
+        let keep_alive = if self.keep_alive > 0 {
+            // 1.5 × keep alive [MQTT-3.1.2-24].
+            Some(Duration::from_millis(u64::from(self.keep_alive) * 1500))
+        } else {
+            None
+        };
+        let far = Duration::from_secs(86_400 * 365);
+        let sleep = tokio::time::sleep(keep_alive.unwrap_or(far));
+        tokio::pin!(sleep);
+        let max_packet = self.limits().max_packet_size_bytes;
+        loop {
+            let room = self.wbuf.len() < HIGH_WATER_BYTES;
+            tokio::select! {
+                biased;
+                _ = kick.notify.notified() => {
+                    return match kick.reason() {
+                        Kick::Takeover => Close::Takeover,
+                        Kick::SlowConsumer => Close::SlowConsumer,
+                        Kick::Shutdown | Kick::None => Close::Shutdown,
+                    };
+                }
+                _ = shutdown.changed() => return Close::Shutdown,
+                res = self.wr.write_buf(&mut self.wbuf), if !self.wbuf.is_empty() => {
+                    if res.is_err() {
+                        return Close::Io;
+                    }
+                }
+                res = read_into(&mut self.rd, &mut self.rbuf), if room => {
+                    match res {
+                        Ok(0) => return Close::PeerClosed,
+                        Ok(_) => {}
+                        Err(_) => return Close::Io,
+                    }
+                    if let Some(ka) = keep_alive {
+                        sleep.as_mut().reset(tokio::time::Instant::now() + ka);
+                    }
+                    loop {
+                        match codec::decode(&mut self.rbuf, Some(self.version), max_packet) {
+                            Ok(Some(packet)) => {
+                                if let Err(close) = self.on_packet(packet).await {
+                                    return close;
+                                }
+                            }
+                            Ok(None) => break,
+                            Err(e) => return self.protocol_error(e.reason_code()),
+                        }
+                    }
+                }
+                d = mailbox.recv(), if room => {
+                    let Some(d) = d else { return Close::Shutdown };
+                    self.on_delivery(d);
+                    for _ in 0..MAILBOX_BATCH {
+                        match mailbox.try_recv() {
+                            Ok(d) => self.on_delivery(d),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                _ = &mut sleep, if keep_alive.is_some() => {
+                    Stats::inc(&self.broker.stats.keep_alive_timeouts);
+                    return Close::KeepAliveTimeout;
+                }
+            }
+            // Write what is ready now, without waiting for another turn.
+            if !self.wbuf.is_empty() {
+                match self.wr.try_write(&self.wbuf) {
+                    Ok(n) => {
+                        let _ = self.wbuf.split_to(n);
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(_) => return Close::Io,
+                }
+            }
+            if self.wbuf.is_empty() && self.wbuf.capacity() > 4 * HIGH_WATER_BYTES {
+                self.wbuf = BytesMut::new();
+            }
+            if self.rbuf.is_empty() && self.rbuf.capacity() > 4 * READ_CHUNK {
+                self.rbuf = BytesMut::new();
+            }
+        }
+    }
+
+    /// A delivery from the router.
+    fn on_delivery(&mut self, d: Delivery) {
+        self.queued_bytes.fetch_sub(d.msg.size(), Ordering::AcqRel);
+        if let Some(seq) = d.seq {
+            if seq <= self.loaded_up_to {
+                return;
+            }
+        }
+        self.deliver(d);
+    }
+
+    /// Sends a message now (QoS 0, or QoS 1/2 with room in the window) or
+    /// queues it behind the window.
+    fn deliver(&mut self, d: Delivery) {
+        if d.msg.is_expired(Instant::now()) {
+            Stats::inc(&self.broker.stats.dropped_expired);
+            self.complete_stored(d.seq);
+            return;
+        }
+        if d.qos == QoS::AtMostOnce {
+            self.write_publish(&d, None, false);
+            return;
+        }
+        if d.seq.is_none() && self.pending.len() >= self.limits().max_queued_messages {
+            // Non-persistent session over its queue bound: the newest is dropped.
+            Stats::inc(&self.broker.stats.dropped_queue_full);
+            return;
+        }
+        self.pending.push_back(d);
+        self.fill_window();
+    }
+
+    /// Moves queued QoS 1/2 messages into flight while the client's Receive
+    /// Maximum allows [MQTT-4.9.0-2].
+    fn fill_window(&mut self) {
+        let window = usize::from(
+            self.client_receive_max
+                .min(self.limits().max_inflight_messages),
+        );
+        while self.inflight.len() < window {
+            let Some(front) = self.pending.front() else {
+                break;
+            };
+            let seq = match front.seq {
+                Some(s) => s,
+                None => self.next_seq,
+            };
+            let pid = packet_id_for(seq);
+            if self.inflight_by_id.contains_key(&pid) {
+                // The id is still in use by a much older message: wait.
+                break;
+            }
+            let Some(mut d) = self.pending.pop_front() else {
+                break;
+            };
+            if d.seq.is_none() {
+                self.next_seq += 1;
+            }
+            if d.msg.is_expired(Instant::now()) {
+                Stats::inc(&self.broker.stats.dropped_expired);
+                self.complete_stored(d.seq);
+                continue;
+            }
+            let sent = self.write_publish(&d, Some(pid), false);
+            if !sent {
+                self.complete_stored(d.seq);
+                continue;
+            }
+            d.seq = Some(seq);
+            self.inflight_by_id.insert(pid, seq);
+            self.inflight.insert(
+                seq,
+                Inflight {
+                    delivery: d,
+                    seq,
+                    pubrec: false,
+                },
+            );
+        }
+    }
+
+    /// Forgets a stored queue entry that will not be delivered.
+    fn complete_stored(&mut self, seq: Option<u64>) {
+        if let (true, Some(seq)) = (self.persistent, seq) {
+            let _ = self.broker.store.submit_one(Command::Ack {
+                client_id: self.client_id.to_string(),
+                seq,
+            });
+        }
+    }
+
+    /// Encodes a PUBLISH for this client. Returns false when it was dropped
+    /// because it exceeds the client's Maximum Packet Size [MQTT-3.1.2-25].
+    fn write_publish(&mut self, d: &Delivery, packet_id: Option<u16>, dup: bool) -> bool {
+        let msg = &d.msg;
+        let properties = if self.v5() {
+            let mut p = msg.properties.clone();
+            if let Some(at) = msg.expires_at {
+                // The remaining lifetime, counted down [MQTT-3.3.2-6].
+                let left = at.saturating_duration_since(Instant::now());
+                p.message_expiry_interval = Some(left.as_secs().max(1) as u32);
+            }
+            p.subscription_identifiers = d.subscription_ids.clone();
+            p
+        } else {
+            PublishProperties::default()
+        };
+        let packet = Packet::Publish(Publish {
+            dup,
+            qos: d.qos,
+            retain: d.retain,
+            topic: msg.topic.clone(),
+            packet_id,
+            properties,
+            payload: msg.payload.clone(),
+        });
+        if self.client_max_packet != u32::MAX
+            && codec::encoded_len(&packet, self.version) > self.client_max_packet as usize
+        {
+            Stats::inc(&self.broker.stats.dropped_too_large);
+            return false;
+        }
+        self.send(&packet);
+        Stats::inc(&self.broker.stats.messages_sent);
+        true
+    }
+
+    /// Sends an acknowledgement, leaving out properties a client does not
+    /// want or has no room for.
+    fn ack(&mut self, kind: fn(PubResp) -> Packet, packet_id: u16, code: u8) {
+        let code = if self.v5() { code } else { 0 };
+        self.send(&kind(PubResp {
+            packet_id,
+            reason: code,
+            properties: ReasonProperties::default(),
+        }));
+    }
+
+    async fn on_packet(&mut self, packet: Packet) -> Result<(), Close> {
+        match packet {
+            Packet::Publish(p) => self.on_publish(p).await,
+            Packet::PubAck(r) => {
+                self.on_outbound_done(r.packet_id);
+                Ok(())
+            }
+            Packet::PubRec(r) => self.on_pubrec(r),
+            Packet::PubRel(r) => self.on_pubrel(r).await,
+            Packet::PubComp(r) => {
+                self.on_outbound_done(r.packet_id);
+                Ok(())
+            }
+            Packet::Subscribe(s) => self.on_subscribe(s).await,
+            Packet::Unsubscribe(u) => self.on_unsubscribe(u).await,
+            Packet::PingReq => {
+                self.send(&Packet::PingResp);
+                Ok(())
+            }
+            Packet::Disconnect(d) => self.on_disconnect(d),
+            // A second CONNECT is a protocol violation [MQTT-3.1.0-2].
+            Packet::Connect(_) => Err(self.protocol_error(reason::PROTOCOL_ERROR)),
+            // No enhanced authentication was started: AUTH is a protocol
+            // error [MQTT-4.12.0-?].
+            Packet::Auth(_) => Err(self.protocol_error(reason::PROTOCOL_ERROR)),
+            // Server-to-client packets from a client.
+            Packet::ConnAck(_) | Packet::SubAck(_) | Packet::UnsubAck(_) | Packet::PingResp => {
+                Err(self.protocol_error(reason::PROTOCOL_ERROR))
+            }
+        }
+    }
+
+    async fn on_publish(&mut self, mut p: Publish) -> Result<(), Close> {
+        // Topic alias (5.0) [MQTT-3.3.2-7..12].
+        if let Some(alias) = p.properties.topic_alias.take() {
+            let max = self.broker.config.mqtt.topic_alias_maximum;
+            if !self.v5() || alias == 0 || alias > max {
+                return Err(self.protocol_error(reason::TOPIC_ALIAS_INVALID));
+            }
+            if p.topic.is_empty() {
+                match self.topic_aliases.get(&alias) {
+                    Some(t) => p.topic = t.clone(),
+                    None => return Err(self.protocol_error(reason::PROTOCOL_ERROR)),
+                }
+            } else {
+                self.topic_aliases.insert(alias, p.topic.clone());
+            }
+        }
+        if p.topic.is_empty() {
+            return Err(self.protocol_error(reason::PROTOCOL_ERROR));
+        }
+        if topic::validate_topic_name(&p.topic, &self.broker.topic_limits()).is_err() {
+            return Err(self.protocol_error(reason::TOPIC_NAME_INVALID));
+        }
+        if let Some(rt) = &p.properties.response_topic {
+            // The Response Topic is a topic name [MQTT-3.3.2-14].
+            if topic::validate_topic_name(rt, &self.broker.topic_limits()).is_err() {
+                return Err(self.protocol_error(reason::PROTOCOL_ERROR));
+            }
+        }
+        if !p.properties.subscription_identifiers.is_empty() {
+            return Err(self.protocol_error(reason::PROTOCOL_ERROR));
+        }
+        let packet_id = p.packet_id.unwrap_or(0);
+        if p.qos != QoS::AtMostOnce && self.v5() {
+            // The client must respect our Receive Maximum [MQTT-3.3.4-7].
+            let in_use = self.inbound_qos2.len();
+            if in_use >= usize::from(self.limits().max_inflight_messages)
+                && !self.inbound_qos2.contains(&packet_id)
+            {
+                return Err(self.protocol_error(reason::RECEIVE_MAXIMUM_EXCEEDED));
+            }
+        }
+        if p.qos == QoS::ExactlyOnce && self.inbound_qos2.contains(&packet_id) {
+            // A resent QoS 2 PUBLISH whose first copy was accepted: PUBREC
+            // again, deliver nothing again [MQTT-4.3.3-9].
+            self.ack(Packet::PubRec, packet_id, reason::SUCCESS);
+            return Ok(());
+        }
+        let expires_at = p
+            .properties
+            .message_expiry_interval
+            .map(|s| Instant::now() + Duration::from_secs(u64::from(s)));
+        let handle_id = self.handle.as_ref().map(|h| Arc::as_ptr(h) as usize);
+        let msg = Arc::new(Msg {
+            topic: p.topic,
+            payload: p.payload,
+            qos: p.qos,
+            retain: p.retain,
+            properties: PublishProperties {
+                topic_alias: None,
+                subscription_identifiers: Vec::new(),
+                message_expiry_interval: None,
+                ..p.properties
+            },
+            expires_at,
+            origin: handle_id,
+        });
+        let routed = self.broker.publish(msg, handle_id);
+        let mut durable_ok = routed.ticket.wait().await.is_ok();
+        if p.qos == QoS::ExactlyOnce {
+            self.inbound_qos2.insert(packet_id);
+            if self.persistent {
+                let (_, t) = self.broker.store.submit_one(Command::InboundQos2 {
+                    client_id: self.client_id.to_string(),
+                    packet_id,
+                    received: true,
+                });
+                durable_ok &= t.wait().await.is_ok();
+            }
+        }
+        let code = if !durable_ok {
+            reason::UNSPECIFIED_ERROR
+        } else if routed.matched == 0 {
+            reason::NO_MATCHING_SUBSCRIBERS
+        } else {
+            reason::SUCCESS
+        };
+        match p.qos {
+            QoS::AtMostOnce => {}
+            QoS::AtLeastOnce => self.ack(Packet::PubAck, packet_id, code),
+            QoS::ExactlyOnce => self.ack(Packet::PubRec, packet_id, code),
+        }
+        Ok(())
+    }
+
+    async fn on_pubrel(&mut self, r: PubResp) -> Result<(), Close> {
+        let existed = self.inbound_qos2.remove(&r.packet_id);
+        if existed && self.persistent {
+            let (_, t) = self.broker.store.submit_one(Command::InboundQos2 {
+                client_id: self.client_id.to_string(),
+                packet_id: r.packet_id,
+                received: false,
+            });
+            let _ = t.wait().await;
+        }
+        let code = if existed {
+            reason::SUCCESS
+        } else {
+            reason::PACKET_IDENTIFIER_NOT_FOUND
+        };
+        self.ack(Packet::PubComp, r.packet_id, code);
+        Ok(())
+    }
+
+    /// PUBREC from the client for one of our QoS 2 messages.
+    fn on_pubrec(&mut self, r: PubResp) -> Result<(), Close> {
+        let Some(&seq) = self.inflight_by_id.get(&r.packet_id) else {
+            self.ack(
+                Packet::PubRel,
+                r.packet_id,
+                reason::PACKET_IDENTIFIER_NOT_FOUND,
+            );
+            return Ok(());
+        };
+        if r.reason >= 0x80 {
+            // The client refused it: the exchange ends here.
+            self.on_outbound_done(r.packet_id);
+            return Ok(());
+        }
+        if let Some(entry) = self.inflight.get_mut(&seq) {
+            entry.pubrec = true;
+        }
+        if self.persistent {
+            let _ = self.broker.store.submit_one(Command::PubRec {
+                client_id: self.client_id.to_string(),
+                seq,
+            });
+        }
+        self.ack(Packet::PubRel, r.packet_id, reason::SUCCESS);
+        Ok(())
+    }
+
+    /// PUBACK or PUBCOMP: the message is done.
+    fn on_outbound_done(&mut self, packet_id: u16) {
+        let Some(seq) = self.inflight_by_id.remove(&packet_id) else {
+            return;
+        };
+        if let Some(entry) = self.inflight.remove(&seq) {
+            self.complete_stored(entry.delivery.seq.map(|_| entry.seq));
+        }
+        self.fill_window();
+    }
+
+    async fn on_subscribe(&mut self, s: Subscribe) -> Result<(), Close> {
+        let handle = Arc::clone(self.handle.as_ref().expect("connected"));
+        let limits = self.broker.topic_limits();
+        let sub_id = s.properties.subscription_identifier;
+        let mut codes = Vec::with_capacity(s.filters.len());
+        let mut commands = Vec::new();
+        let mut retained = Vec::new();
+        for f in &s.filters {
+            let filter: &str = &f.filter;
+            let shared = topic::parse_shared(filter);
+            let valid = shared.is_ok() && topic::validate_filter(filter, &limits).is_ok();
+            let shared = shared.ok().flatten();
+            if !valid {
+                codes.push(if self.v5() {
+                    reason::TOPIC_FILTER_INVALID
+                } else {
+                    0x80
+                });
+                continue;
+            }
+            if shared.is_some() && f.no_local {
+                // No Local on a shared subscription [MQTT-3.8.3-4].
+                return Err(self.protocol_error(reason::PROTOCOL_ERROR));
+            }
+            let opts = SubOpts {
+                qos: f.qos,
+                no_local: self.v5() && f.no_local,
+                retain_as_published: self.v5() && f.retain_as_published,
+                retain_handling: if self.v5() { f.retain_handling } else { 0 },
+                identifier: sub_id,
+            };
+            let existed = {
+                let mut st = handle.state.lock();
+                if !st.subscriptions.contains_key(filter)
+                    && st.subscriptions.len() >= self.limits().max_subscriptions_per_client
+                {
+                    None
+                } else {
+                    Some(
+                        st.subscriptions
+                            .insert(filter.to_owned(), opts.clone())
+                            .is_some(),
+                    )
+                }
+            };
+            let Some(existed) = existed else {
+                codes.push(if self.v5() {
+                    reason::QUOTA_EXCEEDED
+                } else {
+                    0x80
+                });
+                continue;
+            };
+            self.broker.index_insert(filter, &handle, opts.clone());
+            if self.persistent {
+                commands.push(Command::Subscribe {
+                    client_id: self.client_id.to_string(),
+                    filter: filter.to_owned(),
+                    subscription: Subscription {
+                        options: opts.to_byte(),
+                        identifier: sub_id,
+                    },
+                });
+            }
+            codes.push(f.qos as u8);
+            // Retained messages on subscribe [MQTT-3.3.1-9], [MQTT-3.8.4-4],
+            // never for shared subscriptions [MQTT-4.8.2-?].
+            let send_retained = shared.is_none()
+                && match opts.retain_handling {
+                    0 => true,
+                    1 => !existed,
+                    _ => false,
+                };
+            if send_retained {
+                for m in self.broker.retained_matching(filter) {
+                    retained.push((m, opts.clone()));
+                }
+            }
+        }
+        if !commands.is_empty() {
+            let (_, t) = self.broker.store.submit(commands);
+            let _ = t.wait().await;
+        }
+        self.send(&Packet::SubAck(SubAck {
+            packet_id: s.packet_id,
+            properties: ReasonProperties::default(),
+            codes,
+        }));
+        for (m, opts) in retained {
+            let d = Delivery {
+                qos: m.qos.min(opts.qos),
+                // Retained on subscribe keeps its RETAIN flag [MQTT-3.3.1-8].
+                retain: true,
+                subscription_ids: opts.identifier.into_iter().collect(),
+                msg: m,
+                seq: None,
+            };
+            self.deliver_own(d);
+        }
+        Ok(())
+    }
+
+    /// A delivery originating in this connection (retained on subscribe):
+    /// persistent sessions queue QoS 1/2 through the store like any other.
+    fn deliver_own(&mut self, mut d: Delivery) {
+        if self.persistent && d.qos != QoS::AtMostOnce {
+            let (outcome, _) = self.broker.store.submit_one(Command::Publish {
+                message: msg_to_stored(&d.msg),
+                targets: vec![herald_storage::Target {
+                    client_id: self.client_id.to_string(),
+                    qos: d.qos as u8,
+                    retain: d.retain,
+                    subscription_ids: d.subscription_ids.clone(),
+                }],
+            });
+            match outcome {
+                Outcome::Published { appended } => match appended.first() {
+                    Some(Ok(seq)) => d.seq = Some(*seq),
+                    _ => {
+                        Stats::inc(&self.broker.stats.dropped_queue_full);
+                        return;
+                    }
+                },
+                _ => return,
+            }
+        }
+        self.deliver(d);
+    }
+
+    async fn on_unsubscribe(&mut self, u: Unsubscribe) -> Result<(), Close> {
+        let handle = Arc::clone(self.handle.as_ref().expect("connected"));
+        let mut codes = Vec::with_capacity(u.filters.len());
+        let mut commands = Vec::new();
+        for f in &u.filters {
+            let existed = handle.state.lock().subscriptions.remove(&**f).is_some();
+            if existed {
+                self.broker.index_remove(f, &handle);
+                if self.persistent {
+                    commands.push(Command::Unsubscribe {
+                        client_id: self.client_id.to_string(),
+                        filter: f.to_string(),
+                    });
+                }
+                codes.push(reason::SUCCESS);
+            } else {
+                codes.push(reason::NO_SUBSCRIPTION_EXISTED);
+            }
+        }
+        if !commands.is_empty() {
+            let (_, t) = self.broker.store.submit(commands);
+            let _ = t.wait().await;
+        }
+        self.send(&Packet::UnsubAck(UnsubAck {
+            packet_id: u.packet_id,
+            properties: ReasonProperties::default(),
+            codes,
+        }));
+        Ok(())
+    }
+
+    fn on_disconnect(&mut self, d: Disconnect) -> Result<(), Close> {
+        if let Some(expiry) = d.properties.session_expiry_interval {
+            // A session that was to end with the connection may not be
+            // made persistent at DISCONNECT [MQTT-3.14.2-2].
+            if self.session_expiry == 0 && expiry != 0 {
+                return Err(self.protocol_error(reason::PROTOCOL_ERROR));
+            }
+            self.session_expiry = expiry.min(self.broker.config.mqtt.session_expiry_max_secs);
+        }
+        Err(Close::ClientDisconnect {
+            will: d.reason == reason::DISCONNECT_WITH_WILL,
+        })
+    }
+
+    /// Closes the connection and settles the session.
+    async fn finish(&mut self, close: Close) {
+        debug!(client_id = %self.client_id, peer = %self.peer, reason = close.as_str(), "closed");
+        // 5.0: tell the client why, when the reason has a code
+        // [MQTT-4.13.1-1]; never before CONNACK was sent.
+        if self.v5() && self.handle.is_some() {
+            if let Some(code) = close.reason_code() {
+                self.send(&Packet::Disconnect(Disconnect {
+                    reason: code,
+                    properties: DisconnectProperties::default(),
+                }));
+            }
+        }
+        if !matches!(close, Close::Io | Close::PeerClosed) {
+            let _ = tokio::time::timeout(CLOSE_FLUSH, self.flush()).await;
+            let _ = tokio::time::timeout(CLOSE_FLUSH, self.wr.shutdown()).await;
+        }
+        if close == Close::SlowConsumer {
+            Stats::inc(&self.broker.stats.slow_consumers);
+        }
+        let Some(handle) = self.handle.take() else {
+            return;
+        };
+        {
+            let mut st = handle.state.lock();
+            if st.link.as_ref().is_some_and(|l| l.epoch == self.epoch) {
+                st.link = None;
+            }
+        }
+        let will = if close.publishes_will() {
+            self.will.take()
+        } else {
+            None
+        };
+        let broker = Arc::clone(&self.broker);
+        if self.session_expiry == 0 {
+            // The session ends with the connection [MQTT-3.1.2-6]; its will
+            // goes now.
+            broker.end_session(&handle);
+            if let Some(w) = will {
+                publish_will(&broker, &w);
+            }
+            return;
+        }
+        let delay = will.as_ref().map(|w| {
+            w.properties
+                .will_delay_interval
+                .unwrap_or(0)
+                .min(self.session_expiry)
+        });
+        let delayed_will = match (will, delay) {
+            (Some(w), Some(0)) => {
+                publish_will(&broker, &w);
+                None
+            }
+            (w, _) => w,
+        };
+        let _ = broker.store.submit_one(Command::Close {
+            client_id: self.client_id.to_string(),
+            epoch: self.epoch,
+            expiry_secs: self.session_expiry,
+            will: delayed_will.as_ref().map(stored_will),
+            now_ms: now_ms(),
+        });
+        if let (Some(w), Some(secs)) = (delayed_will, delay) {
+            schedule_will(&broker, Arc::clone(&handle), self.epoch, w, secs);
+        }
+        broker.schedule_expiry(handle, self.epoch, self.session_expiry);
+    }
+}
+
+/// Reads more bytes into `buf`, growing it in chunks.
+async fn read_into(rd: &mut OwnedReadHalf, buf: &mut BytesMut) -> std::io::Result<usize> {
+    if buf.capacity() - buf.len() < READ_CHUNK / 4 {
+        buf.reserve(READ_CHUNK);
+    }
+    rd.read_buf(buf).await
+}
+
+fn will_msg(w: &codec::Will) -> Msg {
+    Msg {
+        topic: w.topic.clone(),
+        payload: w.payload.clone(),
+        qos: w.qos,
+        retain: w.retain,
+        properties: PublishProperties {
+            payload_format_indicator: w.properties.payload_format_indicator,
+            message_expiry_interval: None,
+            topic_alias: None,
+            response_topic: w.properties.response_topic.clone(),
+            correlation_data: w.properties.correlation_data.clone(),
+            user_properties: w.properties.user_properties.clone(),
+            subscription_identifiers: Vec::new(),
+            content_type: w.properties.content_type.clone(),
+        },
+        expires_at: w
+            .properties
+            .message_expiry_interval
+            .map(|s| Instant::now() + Duration::from_secs(u64::from(s))),
+        origin: None,
+    }
+}
+
+fn stored_will(w: &codec::Will) -> StoredWill {
+    StoredWill {
+        message: msg_to_stored(&will_msg(w)),
+        delay_secs: w.properties.will_delay_interval.unwrap_or(0),
+    }
+}
+
+fn publish_will(broker: &Arc<Broker>, w: &codec::Will) {
+    Stats::inc(&broker.stats.wills_published);
+    let _ = broker.publish(Arc::new(will_msg(w)), None);
+}
+
+/// Publishes a delayed will unless the session was resumed (or ended and
+/// replaced) meanwhile [MQTT-3.1.3-9].
+fn schedule_will(
+    broker: &Arc<Broker>,
+    handle: Arc<SessionHandle>,
+    epoch: u64,
+    w: codec::Will,
+    secs: u32,
+) {
+    let broker = Arc::clone(broker);
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(u64::from(secs))).await;
+        let still_offline = {
+            let st = handle.state.lock();
+            st.link.is_none() && st.epoch == epoch
+        };
+        if still_offline {
+            publish_will(&broker, &w);
+            let _ = broker.store.submit_one(Command::ClearWill {
+                client_id: handle.client_id.to_string(),
+            });
+        }
+    });
+}

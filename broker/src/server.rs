@@ -1,0 +1,153 @@
+//! The listener: accepts connections within the connection limit and runs
+//! each on its own task; shuts down when the caller's future completes.
+
+use std::fs::File;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tracing::{info, warn};
+
+use crate::broker::Broker;
+use crate::config::Config;
+use crate::stats::Stats;
+
+/// How long shutdown waits for connections to send their DISCONNECT.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("cannot use data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("data directory {0} is in use by another herald process")]
+    DataDirLocked(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A bound, not yet running, server.
+#[derive(Debug)]
+pub struct Server {
+    broker: Arc<Broker>,
+    listener: TcpListener,
+    /// Held for the server's life: an exclusive lock on the data directory.
+    _lock: File,
+}
+
+impl Server {
+    /// Validates the config, locks the data directory and binds the listener.
+    pub async fn bind(config: Config) -> Result<Server, StartError> {
+        config.validate()?;
+        let lock = lock_data_dir(&config.data_dir)?;
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        Ok(Server {
+            broker: Broker::new(config),
+            listener,
+            _lock: lock,
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn broker(&self) -> Arc<Broker> {
+        Arc::clone(&self.broker)
+    }
+
+    /// Serves until `shutdown` completes, then closes every connection
+    /// (5.0 clients get DISCONNECT 0x8B) and returns.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let broker = self.broker;
+        let limit = Arc::new(Semaphore::new(broker.config.limits.max_connections));
+        let mut tasks = JoinSet::new();
+        info!(addr = %self.listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "listening");
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                accepted = self.listener.accept() => {
+                    let (stream, peer) = match accepted {
+                        Ok(x) => x,
+                        Err(e) => {
+                            // Out of file descriptors and the like: back off briefly.
+                            warn!(error = %e, "accept failed");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    };
+                    let Ok(permit) = Arc::clone(&limit).try_acquire_owned() else {
+                        Stats::inc(&broker.stats.connections_refused_limit);
+                        drop(stream);
+                        continue;
+                    };
+                    Stats::inc(&broker.stats.connections_accepted);
+                    let broker = Arc::clone(&broker);
+                    tasks.spawn(async move {
+                        Stats::inc(&broker.stats.connections_current);
+                        crate::connection::serve(Arc::clone(&broker), stream, peer).await;
+                        broker.stats.connections_current.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                        drop(permit);
+                    });
+                }
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            }
+        }
+        info!("shutting down");
+        drop(self.listener);
+        broker.begin_shutdown();
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+        tasks.abort_all();
+        info!("stopped");
+    }
+}
+
+/// Creates the data directory if needed and takes an exclusive lock on it.
+fn lock_data_dir(dir: &Path) -> Result<File, StartError> {
+    let shown = dir.display().to_string();
+    std::fs::create_dir_all(dir).map_err(|source| StartError::DataDir {
+        path: shown.clone(),
+        source,
+    })?;
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("LOCK"))
+        .map_err(|source| StartError::DataDir {
+            path: shown.clone(),
+            source,
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StartError::DataDirLocked(shown)),
+        Err(std::fs::TryLockError::Error(source)) => Err(StartError::DataDir {
+            path: shown,
+            source,
+        }),
+    }
+}

@@ -1,0 +1,264 @@
+//! Sessions as the router sees them.
+//!
+//! A [`SessionHandle`] exists per client id for as long as the session does:
+//! while a connection owns it (online), and — for persistent sessions —
+//! while it waits offline for its client to come back. The subscription
+//! index refers to sessions by [`SessionKey`] (pointer identity), so a
+//! publish reaches the session without a lookup by client id.
+//!
+//! Lifecycle: created by CONNECT (or by recovery from the store at start);
+//! linked to the owning connection through a [`ConnLink`]; unlinked when
+//! that connection closes; removed when it ends (non-persistent session
+//! closed, persistent session expired, or replaced by a clean start).
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use bytestring::ByteString;
+use parking_lot::Mutex;
+use tokio::sync::{mpsc, Notify};
+
+use crate::codec::{PublishProperties, QoS};
+
+/// Options of one subscription, as the index stores them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubOpts {
+    pub qos: QoS,
+    pub no_local: bool,
+    pub retain_as_published: bool,
+    pub retain_handling: u8,
+    pub identifier: Option<u32>,
+}
+
+impl SubOpts {
+    /// The storage layout of the options byte.
+    pub fn to_byte(&self) -> u8 {
+        (self.qos as u8)
+            | (u8::from(self.no_local) << 2)
+            | (u8::from(self.retain_as_published) << 3)
+            | ((self.retain_handling & 3) << 4)
+    }
+
+    /// Inverse of [`SubOpts::to_byte`].
+    pub fn from_byte(b: u8, identifier: Option<u32>) -> SubOpts {
+        SubOpts {
+            qos: QoS::from_u8(b & 3).unwrap_or(QoS::AtMostOnce),
+            no_local: b & 4 != 0,
+            retain_as_published: b & 8 != 0,
+            retain_handling: (b >> 4) & 3,
+            identifier,
+        }
+    }
+}
+
+/// An application message being routed. Shared (`Arc`) by every delivery of
+/// it: a fan-out copies no payload.
+#[derive(Debug, Clone)]
+pub struct Msg {
+    pub topic: ByteString,
+    pub payload: Bytes,
+    pub qos: QoS,
+    pub retain: bool,
+    /// Properties forwarded to 5.0 subscribers (no topic alias, no
+    /// subscription identifiers: those are per delivery).
+    pub properties: PublishProperties,
+    /// When the message expires (5.0 Message Expiry Interval).
+    pub expires_at: Option<Instant>,
+    /// The publishing session, for No Local; `None` for wills and `$SYS`.
+    pub origin: Option<usize>,
+}
+
+impl Msg {
+    pub fn is_expired(&self, now: Instant) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
+    }
+
+    /// Bytes it accounts for in queue and buffer limits.
+    pub fn size(&self) -> usize {
+        self.topic.len() + self.payload.len() + 32
+    }
+}
+
+/// One delivery of a message to one session.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub msg: Arc<Msg>,
+    /// min(published QoS, subscription QoS).
+    pub qos: QoS,
+    pub retain: bool,
+    pub subscription_ids: Vec<u32>,
+    /// Queue sequence number in the store, for persistent sessions' QoS 1/2.
+    pub seq: Option<u64>,
+}
+
+/// Why a connection is being closed from outside its own task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Kick {
+    None = 0,
+    Takeover = 1,
+    SlowConsumer = 2,
+    Shutdown = 3,
+}
+
+/// The router's way into a live connection.
+#[derive(Debug)]
+pub struct ConnLink {
+    /// Connection epoch: unique per connection, orders takeovers.
+    pub epoch: u64,
+    pub tx: mpsc::UnboundedSender<Delivery>,
+    /// Bytes sent through `tx` and not yet taken by the connection.
+    pub queued_bytes: Arc<AtomicUsize>,
+    pub max_bytes: usize,
+    pub kick: Arc<KickSignal>,
+    /// Sees its sender dropped once the connection has finished closing, so a
+    /// takeover can wait for the old connection's state to settle.
+    pub done: tokio::sync::watch::Receiver<()>,
+}
+
+/// Asks a connection to close, with a reason.
+#[derive(Debug, Default)]
+pub struct KickSignal {
+    reason: AtomicU8,
+    pub notify: Notify,
+}
+
+impl KickSignal {
+    pub fn kick(&self, why: Kick) {
+        // The first reason wins.
+        let _ = self
+            .reason
+            .compare_exchange(0, why as u8, Ordering::AcqRel, Ordering::Acquire);
+        self.notify.notify_one();
+    }
+
+    pub fn reason(&self) -> Kick {
+        match self.reason.load(Ordering::Acquire) {
+            1 => Kick::Takeover,
+            2 => Kick::SlowConsumer,
+            3 => Kick::Shutdown,
+            _ => Kick::None,
+        }
+    }
+}
+
+/// What happened to a delivery handed to a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pushed {
+    Sent,
+    Offline,
+    SlowConsumer,
+}
+
+/// Mutable part of a session, behind its own lock (never a global one).
+#[derive(Debug, Default)]
+pub struct HandleState {
+    pub link: Option<ConnLink>,
+    /// The session is kept in the store (expiry > 0 or resumed from it).
+    pub persistent: bool,
+    /// Epoch of the latest connection that owned the session.
+    pub epoch: u64,
+    /// Filter (with `$share/g/` prefix when shared) → options.
+    pub subscriptions: HashMap<String, SubOpts>,
+    /// False once the session has ended: late publishes must not queue.
+    pub ended: bool,
+}
+
+/// A session, shared by the registry, the index and its connection.
+#[derive(Debug)]
+pub struct SessionHandle {
+    pub client_id: Arc<str>,
+    pub state: Mutex<HandleState>,
+}
+
+impl SessionHandle {
+    pub fn new(client_id: Arc<str>) -> Arc<SessionHandle> {
+        Arc::new(SessionHandle {
+            client_id,
+            state: Mutex::new(HandleState::default()),
+        })
+    }
+
+    /// Hands a delivery to the live connection, if any.
+    pub fn push(&self, delivery: Delivery) -> Pushed {
+        let state = self.state.lock();
+        let Some(link) = &state.link else {
+            return Pushed::Offline;
+        };
+        let size = delivery.msg.size();
+        let queued = link.queued_bytes.fetch_add(size, Ordering::AcqRel);
+        if queued + size > link.max_bytes {
+            link.queued_bytes.fetch_sub(size, Ordering::AcqRel);
+            link.kick.kick(Kick::SlowConsumer);
+            return Pushed::SlowConsumer;
+        }
+        if link.tx.send(delivery).is_err() {
+            link.queued_bytes.fetch_sub(size, Ordering::AcqRel);
+            return Pushed::Offline;
+        }
+        Pushed::Sent
+    }
+
+    pub fn is_online(&self) -> bool {
+        self.state.lock().link.is_some()
+    }
+}
+
+/// A session as a key of the subscription index: identity, not value.
+#[derive(Debug, Clone)]
+pub struct SessionKey(pub Arc<SessionHandle>);
+
+impl SessionKey {
+    pub fn id(&self) -> usize {
+        Arc::as_ptr(&self.0) as usize
+    }
+}
+
+impl PartialEq for SessionKey {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for SessionKey {}
+
+impl Hash for SessionKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.id().hash(state);
+    }
+}
+
+/// The packet identifier used for queue entry `seq`: a fixed function, so
+/// a resend after a resume uses the same identifier [MQTT-4.4.0-1].
+pub fn packet_id_for(seq: u64) -> u16 {
+    ((seq.saturating_sub(1)) % 65_535 + 1) as u16
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packet_ids_are_never_zero_and_cycle() {
+        assert_eq!(packet_id_for(1), 1);
+        assert_eq!(packet_id_for(65_535), 65_535);
+        assert_eq!(packet_id_for(65_536), 1);
+        for s in 1..200_000u64 {
+            assert_ne!(packet_id_for(s), 0);
+        }
+    }
+
+    #[test]
+    fn options_byte_round_trips() {
+        for b in 0..64u8 {
+            if b & 3 == 3 || (b >> 4) & 3 == 3 {
+                continue;
+            }
+            assert_eq!(SubOpts::from_byte(b, Some(7)).to_byte(), b);
+        }
+    }
+}
