@@ -15,10 +15,12 @@
 //! - [`model`]: the records the state is made of (sessions, queues, messages).
 //! - [`command`]: the commands and what applying each returns.
 //! - [`mem`]: the state machine itself, kept in memory.
+//! - [`contract`]: the test suite every store implementation must pass.
 //! - [`store`]: the handle the broker uses: submit a batch, get the outcomes
 //!   at once and a ticket that completes when the batch is durable.
 
 pub mod command;
+pub mod contract;
 pub mod mem;
 pub mod model;
 pub mod store;
