@@ -1143,6 +1143,16 @@ mod tests {
         assert_eq!(&p.properties.user_properties[1].1[..], "2");
     }
 
+    #[test]
+    fn property_length_is_a_well_formed_variable_byte_integer() {
+        // [MQTT-1.5.5-1] / 5.0 section 2.2.2.1: the property length is a minimal
+        // variable byte integer of at most four bytes.
+        let publish = |len: &[u8]| frame(0x30, &cat(&[&s(b"a"), len, b"x"]));
+        malformed(&publish(&[0x80, 0x00]), V5); // non-minimal 0
+        malformed(&publish(&[0xFF, 0xFF, 0xFF, 0xFF, 0x01]), V5); // five bytes
+        malformed(&frame(0x30, &cat(&[&s(b"a"), &[0x80]])), V5); // cut short
+    }
+
     // ----- CONNECT -----------------------------------------------------------
 
     #[test]

@@ -3,7 +3,7 @@
 //! Encoding is infallible: the caller (the broker) only builds packets whose
 //! strings and binaries fit in 65535 bytes and whose values are in range;
 //! debug builds assert it. The size of every part is computed once
-//! ([`Layout`]) and used both for the remaining length and by
+//! (`Layout`) and used both for the remaining length and by
 //! [`encoded_len`], so the two cannot disagree.
 //!
 //! Version rules: for 3.x every property and 5.0-only field is ignored, a

@@ -9,8 +9,9 @@
 //! reason code the server must send before closing the connection.
 //!
 //! Modules:
-//! - [`decode`]: frame and packet decoding with validation.
-//! - [`encode`]: packet encoding and exact encoded sizes.
+//! - [`mod@decode`]: frame and packet decoding with validation ([`decode()`]
+//!   for the server side, [`decode_as_client()`] for the client side).
+//! - [`mod@encode`]: packet encoding and exact encoded sizes.
 //! - `properties`: MQTT 5.0 property encoding/decoding (private).
 
 use bytes::Bytes;

@@ -130,7 +130,7 @@ impl PropReader {
         if id != USER_PROPERTY && id != SUBSCRIPTION_IDENTIFIER {
             if self.seen & bit(id) != 0 {
                 return Err(DecodeError::Protocol(
-                    "property included more than once (5.0 section 3)",
+                    "property that may appear once included twice (5.0 section 3, per property)",
                 ));
             }
             self.seen |= bit(id);
