@@ -91,6 +91,8 @@ impl Broker {
             {
                 let mut st = handle.state.lock();
                 st.persistent = true;
+                // Whatever was queued before the restart may have been sent.
+                st.sent_up_to = record.next_seq.saturating_sub(1);
                 for (filter, sub) in &record.subscriptions {
                     let opts = SubOpts::from_byte(sub.options, sub.identifier);
                     self.index_insert(filter, &handle, opts.clone());

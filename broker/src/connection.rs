@@ -115,7 +115,10 @@ impl From<DecodeError> for Close {
 #[derive(Debug)]
 struct Inflight {
     delivery: Delivery,
+    /// Store sequence number, or the local one for non-persistent sessions.
     seq: u64,
+    /// The entry is in the store's queue and must be acknowledged there.
+    stored: bool,
     /// QoS 2: PUBREC received and PUBREL sent; waiting for PUBCOMP.
     pubrec: bool,
 }
@@ -150,6 +153,8 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
         next_seq: 1,
         persistent: false,
         loaded_up_to: 0,
+        resend_up_to: 0,
+        sent_up_to: 0,
         mailbox: None,
         queued_bytes: Arc::new(AtomicUsize::new(0)),
         kick: Arc::new(KickSignal::default()),
@@ -200,6 +205,12 @@ struct Connection {
     /// Store deliveries up to this seq were loaded at resume; pushes of
     /// them are duplicates and ignored.
     loaded_up_to: u64,
+    /// Stored entries up to this seq may have been sent by an earlier
+    /// connection: they go out with DUP=1.
+    resend_up_to: u64,
+    /// Highest stored seq this connection wrote (handed back to the
+    /// session when it closes).
+    sent_up_to: u64,
     mailbox: Option<mpsc::UnboundedReceiver<Delivery>>,
     queued_bytes: Arc<AtomicUsize>,
     kick: Arc<KickSignal>,
@@ -371,6 +382,11 @@ impl Connection {
         self.will = c.will.clone();
 
         let (handle, resumed) = self.attach(&client_id, c.clean_start).await?;
+        if resumed.is_some() {
+            let sent = handle.state.lock().sent_up_to;
+            self.resend_up_to = sent;
+            self.sent_up_to = sent;
+        }
         let mut session_present = false;
         if session_expiry > 0 || resumed.is_some() {
             let (outcome, ticket) = self.broker.store.submit_one(Command::Open {
@@ -518,6 +534,7 @@ impl Connection {
                     Inflight {
                         delivery,
                         seq: entry.seq,
+                        stored: true,
                         pubrec: true,
                     },
                 );
@@ -683,7 +700,7 @@ impl Connection {
                 // The id is still in use by a much older message: wait.
                 break;
             }
-            let Some(mut d) = self.pending.pop_front() else {
+            let Some(d) = self.pending.pop_front() else {
                 break;
             };
             if d.seq.is_none() {
@@ -694,18 +711,24 @@ impl Connection {
                 self.complete_stored(d.seq);
                 continue;
             }
-            let sent = self.write_publish(&d, Some(pid), false);
+            let stored = d.seq.is_some();
+            // Resent with DUP=1 when a previous connection may have sent it.
+            let dup = stored && seq <= self.resend_up_to;
+            let sent = self.write_publish(&d, Some(pid), dup);
             if !sent {
                 self.complete_stored(d.seq);
                 continue;
             }
-            d.seq = Some(seq);
+            if stored {
+                self.sent_up_to = self.sent_up_to.max(seq);
+            }
             self.inflight_by_id.insert(pid, seq);
             self.inflight.insert(
                 seq,
                 Inflight {
                     delivery: d,
                     seq,
+                    stored,
                     pubrec: false,
                 },
             );
@@ -948,7 +971,9 @@ impl Connection {
             return;
         };
         if let Some(entry) = self.inflight.remove(&seq) {
-            self.complete_stored(entry.delivery.seq.map(|_| entry.seq));
+            if entry.stored {
+                self.complete_stored(Some(entry.seq));
+            }
         }
         self.fill_window();
     }
@@ -1155,6 +1180,7 @@ impl Connection {
             if st.link.as_ref().is_some_and(|l| l.epoch == self.epoch) {
                 st.link = None;
             }
+            st.sent_up_to = st.sent_up_to.max(self.sent_up_to);
         }
         let will = if close.publishes_will() {
             self.will.take()

@@ -166,6 +166,10 @@ pub struct HandleState {
     pub subscriptions: HashMap<String, SubOpts>,
     /// False once the session has ended: late publishes must not queue.
     pub ended: bool,
+    /// Highest queue sequence number ever written to a client: a resumed
+    /// session resends entries up to it with DUP=1 [MQTT-3.3.1-1], and
+    /// sends later ones (queued while offline) as first attempts.
+    pub sent_up_to: u64,
 }
 
 /// A session, shared by the registry, the index and its connection.
