@@ -225,9 +225,11 @@ impl Broker {
                 subscription_ids: sub_ids,
                 seq: None,
             };
-            let persistent = key.0.state.lock().persistent;
-            if persistent && delivery.qos != QoS::AtMostOnce {
-                durable.push((
+            // One lock of the session decides and, when it can, delivers.
+            match key.0.push_unless_durable(delivery) {
+                Ok(Pushed::SlowConsumer) => Stats::inc(&self.stats.slow_consumers),
+                Ok(_) => {}
+                Err(delivery) => durable.push((
                     key,
                     Target {
                         client_id: String::new(),
@@ -236,9 +238,7 @@ impl Broker {
                         subscription_ids: delivery.subscription_ids.clone(),
                     },
                     delivery,
-                ));
-            } else {
-                self.hand_over(&key.0, delivery);
+                )),
             }
         }
         let ticket = if durable.is_empty() && commands.is_empty() {

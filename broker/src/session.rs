@@ -189,7 +189,21 @@ impl SessionHandle {
 
     /// Hands a delivery to the live connection, if any.
     pub fn push(&self, delivery: Delivery) -> Pushed {
+        Self::push_locked(&self.state.lock(), delivery)
+    }
+
+    /// Hands a delivery over unless it must first go to the session's
+    /// durable queue (a persistent session and QoS 1/2): then it is given
+    /// back. One lock for both the decision and the hand-over.
+    pub fn push_unless_durable(&self, delivery: Delivery) -> Result<Pushed, Delivery> {
         let state = self.state.lock();
+        if state.persistent && delivery.qos != QoS::AtMostOnce {
+            return Err(delivery);
+        }
+        Ok(Self::push_locked(&state, delivery))
+    }
+
+    fn push_locked(state: &HandleState, delivery: Delivery) -> Pushed {
         let Some(link) = &state.link else {
             return Pushed::Offline;
         };
