@@ -391,7 +391,8 @@ impl Connection {
             } = outcome
             {
                 session_present = present && !c.clean_start;
-                self.load_session(&session);
+                let sent = std::mem::take(&mut handle.state.lock().unacked_sent);
+                self.load_session(&session, &sent);
             }
             self.persistent = true;
             handle.state.lock().persistent = true;
@@ -488,8 +489,9 @@ impl Connection {
         }
     }
 
-    /// Restores in-flight and queued messages of a resumed session.
-    fn load_session(&mut self, s: &SessionRecord) {
+    /// Restores in-flight and queued messages of a resumed session; `sent`
+    /// are the entries the previous connection had sent unacknowledged.
+    fn load_session(&mut self, s: &SessionRecord, sent: &[u64]) {
         self.loaded_up_to = s.next_seq.saturating_sub(1);
         self.inbound_qos2 = s.inbound_qos2.iter().copied().collect();
         let now = now_ms();
@@ -519,6 +521,18 @@ impl Connection {
                         delivery,
                         seq: entry.seq,
                         pubrec: true,
+                    },
+                );
+            } else if sent.contains(&entry.seq) {
+                // Sent before: back in flight, resent with DUP=1 [MQTT-4.4.0-1].
+                self.inflight_by_id
+                    .insert(packet_id_for(entry.seq), entry.seq);
+                self.inflight.insert(
+                    entry.seq,
+                    Inflight {
+                        delivery,
+                        seq: entry.seq,
+                        pubrec: false,
                     },
                 );
             } else {
@@ -1154,6 +1168,14 @@ impl Connection {
             let mut st = handle.state.lock();
             if st.link.as_ref().is_some_and(|l| l.epoch == self.epoch) {
                 st.link = None;
+                if self.persistent {
+                    st.unacked_sent = self
+                        .inflight
+                        .values()
+                        .filter(|i| !i.pubrec)
+                        .map(|i| i.seq)
+                        .collect();
+                }
             }
         }
         let will = if close.publishes_will() {

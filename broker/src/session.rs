@@ -166,6 +166,10 @@ pub struct HandleState {
     pub subscriptions: HashMap<String, SubOpts>,
     /// False once the session has ended: late publishes must not queue.
     pub ended: bool,
+    /// Store seqs of the PUBLISH packets the last connection sent and the
+    /// client had not acknowledged when it closed: a resume resends them
+    /// with DUP=1 [MQTT-3.3.1-1], [MQTT-4.4.0-1]. Kept in memory only.
+    pub unacked_sent: Vec<u64>,
 }
 
 /// A session, shared by the registry, the index and its connection.
