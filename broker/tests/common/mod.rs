@@ -431,6 +431,15 @@ impl Raw {
         }
     }
 
+    /// Wraps an already connected stream (3.1.1 decoding until told otherwise).
+    pub fn from_stream(stream: TcpStream) -> Raw {
+        Raw {
+            stream,
+            buf: BytesMut::new(),
+            version: ProtocolVersion::V3_1_1,
+        }
+    }
+
     /// Opens a connection, sends `c` and returns the CONNACK (any code).
     pub async fn connect_raw(addr: SocketAddr, c: &wire::Connect) -> (Raw, ConnAck) {
         let mut raw = Raw::open(addr).await;
