@@ -385,3 +385,78 @@ async fn disconnect_cannot_make_a_non_persistent_session_persistent() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn takeover_moves_unacknowledged_messages_to_the_new_connection() {
+    bounded(async {
+        let srv = TestServer::start().await;
+        let (mut old, _) = Raw::connect(srv.addr, &persistent("mover", true)).await;
+        old.subscribe(1, &[("mv", 1)]).await;
+        let mut publisher = Raw::v311(srv.addr, "mover-pub").await;
+        publisher.publish_acked("mv", 1, false, 1, b"x").await;
+        let first = old.expect_publish().await;
+        // Same client id while the first is still connected [MQTT-3.1.4-3].
+        let (mut new, ack) = Raw::connect(srv.addr, &persistent("mover", true)).await;
+        assert!(ack.session_present);
+        old.expect_disconnect(reason::SESSION_TAKEN_OVER).await;
+        // [MQTT-4.4.0-1]: the unacknowledged PUBLISH is resent, DUP=1, same id.
+        let again = new.expect_publish().await;
+        assert!(again.dup);
+        assert_eq!(again.packet_id, first.packet_id);
+        new.send(&wire::puback(again.packet_id.expect("QoS 1")))
+            .await;
+        assert!(new.sync().await.is_empty());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn inbound_qos_2_stays_exactly_once_across_a_reconnect() {
+    bounded(async {
+        let srv = TestServer::start().await;
+        let mut sub = Raw::v311(srv.addr, "x-sub").await;
+        sub.subscribe(1, &[("xo", 0)]).await;
+        let (mut publisher, _) = Raw::connect(srv.addr, &persistent("x-pub", true)).await;
+        publisher.publish("xo", 2, false, 9, b"once").await;
+        assert!(matches!(publisher.expect_packet().await, Packet::PubRec(r) if r.packet_id == 9));
+        assert_eq!(&sub.expect_publish().await.payload[..], b"once");
+        // The publisher loses its connection before PUBREL and resumes.
+        drop(publisher);
+        let (mut publisher, ack) = Raw::connect(srv.addr, &persistent("x-pub", true)).await;
+        assert!(ack.session_present);
+        // It resends the PUBLISH with DUP: PUBREC again, no second delivery
+        // [MQTT-4.3.3-9] (the id is part of the session state, section 4.1).
+        publisher
+            .send(&wire::publish("xo", 2, false, true, 9, Some(&[]), b"once"))
+            .await;
+        assert!(matches!(publisher.expect_packet().await, Packet::PubRec(r) if r.packet_id == 9));
+        publisher.send(&wire::pubrel(9)).await;
+        match publisher.expect_packet().await {
+            Packet::PubComp(c) => assert_eq!((c.packet_id, c.reason), (9, reason::SUCCESS)),
+            other => panic!("expected PUBCOMP, got {other:?}"),
+        }
+        sub.expect_quiet(QUIET).await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn retained_messages_on_subscribe_are_acknowledged_in_a_persistent_session() {
+    bounded(async {
+        let srv = TestServer::start().await;
+        let mut publisher = Raw::v311(srv.addr, "rp-pub").await;
+        publisher.publish_acked("rp/a", 1, true, 1, b"A").await;
+        let (mut sub, _) = Raw::connect(srv.addr, &persistent("rp", false)).await;
+        sub.subscribe(1, &[("rp/#", 1)]).await;
+        let p = sub.expect_publish().await;
+        assert!(p.retain);
+        sub.send(&wire::puback(p.packet_id.expect("QoS 1"))).await;
+        assert!(sub.sync().await.is_empty());
+        drop(sub);
+        // Acknowledged, so not resent on resume.
+        let (mut sub, ack) = Raw::connect(srv.addr, &persistent("rp", false)).await;
+        assert!(ack.session_present);
+        sub.expect_quiet(QUIET).await;
+    })
+    .await;
+}

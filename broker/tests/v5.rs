@@ -477,3 +477,52 @@ async fn retain_handling_and_retain_as_published() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn session_expiry_over_the_maximum_is_capped_in_connack() {
+    bounded(async {
+        let srv = TestServer::start_with(|c| c.mqtt.session_expiry_max_secs = 10).await;
+        let c = Connect::v5("capx").prop(wire::p_u32(wire::SESSION_EXPIRY, 100));
+        let (_raw, ack) = Raw::connect(srv.addr, &c).await;
+        // Section 3.2.2.3.2: the server tells the value it uses.
+        assert_eq!(ack.properties.session_expiry_interval, Some(10));
+        let c = Connect::v5("capy").prop(wire::p_u32(wire::SESSION_EXPIRY, 5));
+        let (_raw, ack) = Raw::connect(srv.addr, &c).await;
+        assert_eq!(ack.properties.session_expiry_interval, None);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn unsuback_reports_each_filter() {
+    bounded(async {
+        let srv = TestServer::start().await;
+        let mut raw = Raw::v5(srv.addr, "unsub5").await;
+        raw.subscribe(1, &[("u/a", 0)]).await;
+        raw.send(&wire::unsubscribe(2, true, &["u/a", "u/b"])).await;
+        // [MQTT-3.11.3-1]: one reason code per filter, in order.
+        match raw.expect_packet().await {
+            Packet::UnsubAck(a) => {
+                assert_eq!(a.packet_id, 2);
+                assert_eq!(a.codes, [reason::SUCCESS, reason::NO_SUBSCRIPTION_EXISTED]);
+            }
+            other => panic!("expected UNSUBACK, got {other:?}"),
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn no_matching_subscribers_is_reported_in_puback() {
+    bounded(async {
+        let srv = TestServer::start().await;
+        let mut raw = Raw::v5(srv.addr, "nms").await;
+        raw.publish("nobody/here", 1, false, 3, b"x").await;
+        // 0x10 No matching subscribers (section 3.4.2.1).
+        match raw.expect_packet().await {
+            Packet::PubAck(a) => assert_eq!(a.reason, reason::NO_MATCHING_SUBSCRIBERS),
+            other => panic!("expected PUBACK, got {other:?}"),
+        }
+    })
+    .await;
+}
