@@ -126,3 +126,23 @@ async fn a_slow_consumer_is_disconnected() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_reader_is_not_cut_off_by_one_message_larger_than_the_outbound_bound() {
+    bounded(async {
+        let srv = TestServer::start_with(|c| c.limits.max_outbound_bytes = 1024).await;
+        let mut sub = Raw::v311(srv.addr, "big-reader").await;
+        sub.subscribe(1, &[("big", 0)]).await;
+        let mut publisher = Raw::v311(srv.addr, "big-pub").await;
+        // 4 KiB: over the bound on its own, but nothing is waiting before it.
+        publisher.publish("big", 0, false, 0, &[1u8; 4096]).await;
+        let p = sub.expect_publish().await;
+        assert_eq!(p.payload.len(), 4096);
+        assert!(
+            sub.sync().await.is_empty(),
+            "the subscriber is still connected"
+        );
+        assert_eq!(stat(&srv.broker.stats.slow_consumers), 0);
+    })
+    .await;
+}
