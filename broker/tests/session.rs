@@ -460,3 +460,46 @@ async fn retained_messages_on_subscribe_are_acknowledged_in_a_persistent_session
     })
     .await;
 }
+
+#[tokio::test]
+async fn will_delay_is_cancelled_by_a_clean_start_reconnect_too() {
+    bounded(async {
+        let srv = TestServer::start().await;
+        let mut watcher = Raw::v311(srv.addr, "wd-watch3").await;
+        watcher.subscribe(1, &[("wd/#", 0)]).await;
+        let (raw, _) = Raw::connect(srv.addr, &delayed("fresh", 1)).await;
+        drop(raw);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        // [MQTT-3.1.2-8]: not published when "a new Network Connection for
+        // the ClientID is opened before the Will Delay Interval has elapsed",
+        // whatever its Clean Start.
+        let (_raw, ack) = Raw::connect(srv.addr, &Connect::v5("fresh")).await;
+        assert!(!ack.session_present);
+        watcher.expect_quiet(Duration::from_millis(1800)).await;
+        assert_eq!(stat(&srv.broker.stats.wills_published), 0);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn will_is_published_when_the_session_expires_before_the_delay() {
+    bounded(async {
+        let srv = TestServer::start().await;
+        let mut watcher = Raw::v311(srv.addr, "wd-watch4").await;
+        watcher.subscribe(1, &[("wd/#", 0)]).await;
+        // Will delay 30 s, session expiry 1 s: the session ends first.
+        let c = Connect::v5("ends")
+            .clean(false)
+            .prop(wire::p_u32(wire::SESSION_EXPIRY, 1))
+            .will(Will {
+                props: vec![wire::p_u32(wire::WILL_DELAY, 30)],
+                ..will("wd/ends", b"bye")
+            });
+        let (raw, _) = Raw::connect(srv.addr, &c).await;
+        drop(raw);
+        // [MQTT-3.1.2-8]: "…the Will Delay Interval has elapsed or the Session ends".
+        let p = watcher.expect_publish().await;
+        assert_eq!(&*p.topic, "wd/ends");
+    })
+    .await;
+}
