@@ -526,3 +526,126 @@ async fn no_matching_subscribers_is_reported_in_puback() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_shared_group_keeps_delivering_when_a_member_leaves() {
+    bounded(async {
+        let srv = TestServer::start().await;
+        let mut a = Raw::v5(srv.addr, "shl-a").await;
+        let mut b = Raw::v5(srv.addr, "shl-b").await;
+        a.subscribe(1, &[("$share/grp/shl", 1)]).await;
+        b.subscribe(1, &[("$share/grp/shl", 1)]).await;
+        a.send(&wire::disconnect5(0, &[])).await;
+        a.expect_close().await;
+        let mut publisher = Raw::v5(srv.addr, "shl-pub").await;
+        for i in 0..5u16 {
+            publisher
+                .publish_acked("shl", 1, false, i + 1, &[i as u8])
+                .await;
+        }
+        // Every message reaches the remaining member.
+        for i in 0..5u8 {
+            let p = b.expect_publish().await;
+            assert_eq!(p.payload[0], i);
+            b.send(&wire::puback(p.packet_id.expect("QoS 1"))).await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn retained_on_subscribe_carries_the_subscription_identifier() {
+    bounded(async {
+        let srv = TestServer::start().await;
+        let mut publisher = Raw::v5(srv.addr, "rsi-pub").await;
+        publisher.publish_acked("rsi/t", 0, true, 0, b"r").await;
+        publisher.sync().await;
+        let mut sub = Raw::v5(srv.addr, "rsi").await;
+        let id = [wire::p_varint(wire::SUBSCRIPTION_ID, 300)];
+        sub.subscribe_with(1, Some(&id), &[("rsi/#", 0)]).await;
+        // [MQTT-3.3.4-3]: the identifier of the subscription that caused it.
+        let p = sub.expect_publish().await;
+        assert!(p.retain);
+        assert_eq!(p.properties.subscription_identifiers, [300]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn receive_maximum_applies_to_a_resumed_queue() {
+    bounded(async {
+        let srv = TestServer::start().await;
+        let c = || {
+            Connect::v5("rmq")
+                .clean(false)
+                .prop(wire::p_u32(wire::SESSION_EXPIRY, 60))
+                .prop(wire::p_u16(wire::RECEIVE_MAXIMUM, 2))
+        };
+        let (mut sub, _) = Raw::connect(srv.addr, &c()).await;
+        sub.subscribe(1, &[("rmq", 1)]).await;
+        sub.send(&wire::disconnect5(0, &[])).await;
+        sub.expect_close().await;
+        let mut publisher = Raw::v5(srv.addr, "rmq-pub").await;
+        for i in 1..=5u16 {
+            publisher
+                .publish_acked("rmq", 1, false, i, &[i as u8])
+                .await;
+        }
+        let (mut sub, _) = Raw::connect(srv.addr, &c()).await;
+        // [MQTT-3.3.4-9] holds for queued messages too, in order [MQTT-4.6.0-6].
+        let mut next = 1u8;
+        while next <= 5 {
+            let a = sub.expect_publish().await;
+            let b = if next < 5 {
+                Some(sub.expect_publish().await)
+            } else {
+                None
+            };
+            sub.expect_quiet(QUIET).await;
+            assert_eq!(a.payload[0], next);
+            sub.send(&wire::puback(a.packet_id.expect("QoS 1"))).await;
+            next += 1;
+            if let Some(b) = b {
+                assert_eq!(b.payload[0], next);
+                sub.send(&wire::puback(b.packet_id.expect("QoS 1"))).await;
+                next += 1;
+            }
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn will_properties_are_forwarded() {
+    bounded(async {
+        let srv = TestServer::start().await;
+        let mut watcher = Raw::v5(srv.addr, "wp-watch").await;
+        watcher.subscribe(1, &[("wp/#", 0)]).await;
+        let c = Connect::v5("wp").will(common::wire::Will {
+            topic: "wp/w".into(),
+            payload: b"{}".to_vec(),
+            props: vec![
+                wire::p_u8(wire::PAYLOAD_FORMAT, 1),
+                wire::p_str(wire::CONTENT_TYPE, "application/json"),
+                wire::p_str(wire::RESPONSE_TOPIC, "wp/reply"),
+                wire::p_bin(wire::CORRELATION_DATA, b"c"),
+                wire::p_pair("k", "v"),
+            ],
+            ..Default::default()
+        });
+        let (raw, _) = Raw::connect(srv.addr, &c).await;
+        drop(raw);
+        // Section 3.1.3.2: will properties go out with the will message.
+        let p = watcher.expect_publish().await;
+        assert_eq!(p.properties.payload_format_indicator, Some(1));
+        assert_eq!(
+            p.properties.content_type.as_deref(),
+            Some("application/json")
+        );
+        assert_eq!(p.properties.response_topic.as_deref(), Some("wp/reply"));
+        assert_eq!(p.properties.correlation_data.as_deref(), Some(&b"c"[..]));
+        assert_eq!(p.properties.user_properties.len(), 1);
+        assert_eq!(&*p.properties.user_properties[0].0, "k");
+    })
+    .await;
+}
