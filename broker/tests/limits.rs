@@ -146,3 +146,37 @@ async fn a_reader_is_not_cut_off_by_one_message_larger_than_the_outbound_bound()
     })
     .await;
 }
+
+#[tokio::test]
+async fn topic_length_and_depth_limits_apply() {
+    bounded(async {
+        let srv = TestServer::start_with(|c| {
+            c.limits.max_topic_levels = 3;
+            c.limits.max_topic_length_bytes = 16;
+        })
+        .await;
+        let mut raw = Raw::v5(srv.addr, "tl").await;
+        // Filters over the limits are refused in SUBACK, the others granted.
+        let codes = raw
+            .subscribe(
+                1,
+                &[("a/b/c/d", 0), ("a/b/c", 0), ("x/0123456789abcdef", 0)],
+            )
+            .await;
+        assert_eq!(
+            codes,
+            [
+                reason::TOPIC_FILTER_INVALID,
+                0,
+                reason::TOPIC_FILTER_INVALID
+            ]
+        );
+        // A topic name over the limits closes with 0x90.
+        raw.publish("a/b/c/d", 0, false, 0, b"x").await;
+        raw.expect_disconnect(reason::TOPIC_NAME_INVALID).await;
+        let mut raw = Raw::v5(srv.addr, "tl2").await;
+        raw.publish("0123456789abcdefg", 0, false, 0, b"x").await;
+        raw.expect_disconnect(reason::TOPIC_NAME_INVALID).await;
+    })
+    .await;
+}
