@@ -464,6 +464,10 @@ impl Connection {
                             Stats::inc(&self.broker.stats.takeovers);
                             wait_for = Some(link.done.clone());
                         } else if clean_start {
+                            // A new connection for the client id: a delayed
+                            // will of the old session is not published
+                            // [MQTT-3.1.2-8] (schedule_will checks the epoch).
+                            st.epoch = self.epoch;
                             discard = Some(Arc::clone(h));
                         } else {
                             st.link = Some(self.link(tx.clone()));

@@ -209,7 +209,9 @@ impl SessionHandle {
         };
         let size = delivery.msg.size();
         let queued = link.queued_bytes.fetch_add(size, Ordering::AcqRel);
-        if queued + size > link.max_bytes {
+        // Over the bound only with a backlog: one message larger than the
+        // bound, with nothing waiting before it, is not a slow consumer.
+        if queued > 0 && queued + size > link.max_bytes {
             link.queued_bytes.fetch_sub(size, Ordering::AcqRel);
             link.kick.kick(Kick::SlowConsumer);
             return Pushed::SlowConsumer;
