@@ -24,7 +24,7 @@ use crate::codec::{self, Packet, ProtocolVersion, Publish, PublishProperties, Qo
 use crate::config::Config;
 use crate::retained::RetainedTree;
 use crate::session::{Delivery, Msg, Pushed, SessionHandle, SessionKey, SubOpts};
-use crate::stats::Stats;
+use crate::stats::{Drop, Stats};
 use crate::topic::TopicLimits;
 use crate::trie::ShardedIndex;
 
@@ -45,6 +45,8 @@ pub struct Broker {
     /// Flips to true when the broker shuts down.
     pub(crate) shutdown: watch::Sender<bool>,
     pub started: Instant,
+    /// Publish-to-deliver latency (a no-op handle when no recorder is installed).
+    pub(crate) deliver_latency: metrics::Histogram,
 }
 
 /// Result of routing one message.
@@ -73,6 +75,7 @@ impl Broker {
             next_epoch: AtomicU64::new(1),
             shutdown,
             started: Instant::now(),
+            deliver_latency: metrics::histogram!(crate::metrics::DELIVER_LATENCY),
         });
         broker.recover();
         broker
@@ -171,6 +174,13 @@ impl Broker {
     /// effect. `origin` is the publishing session, for No Local.
     pub fn publish(&self, msg: Arc<Msg>, origin: Option<usize>) -> Routed {
         Stats::inc(&self.stats.messages_received);
+        Stats::inc(&self.stats.received_by_qos[msg.qos as usize]);
+        self.route(msg, origin)
+    }
+
+    /// [`Broker::publish`] without counting the message as received (the
+    /// broker's own `$SYS` messages).
+    pub fn route(&self, msg: Arc<Msg>, origin: Option<usize>) -> Routed {
         let mut commands = Vec::new();
         if msg.retain {
             commands.push(self.update_retained(&msg));
@@ -227,7 +237,10 @@ impl Broker {
             };
             // One lock of the session decides and, when it can, delivers.
             match key.0.push_unless_durable(delivery) {
-                Ok(Pushed::SlowConsumer) => Stats::inc(&self.stats.slow_consumers),
+                Ok(Pushed::SlowConsumer) => self.stats.dropped(Drop::SlowConsumer),
+                Ok(Pushed::Offline) if msg.qos == QoS::AtMostOnce => {
+                    self.stats.dropped(Drop::OfflineQos0)
+                }
                 Ok(_) => {}
                 Err(delivery) => durable.push((
                     key,
@@ -279,8 +292,8 @@ impl Broker {
                         delivery.seq = Some(*seq);
                         self.hand_over(&key.0, delivery);
                     }
-                    Err(DropReason::NoSession) => Stats::inc(&self.stats.dropped_no_session),
-                    Err(_) => Stats::inc(&self.stats.dropped_queue_full),
+                    Err(DropReason::NoSession) => self.stats.dropped(Drop::NoSession),
+                    Err(_) => self.stats.dropped(Drop::QueueFull),
                 }
             }
         }
@@ -290,7 +303,7 @@ impl Broker {
     fn hand_over(&self, handle: &SessionHandle, delivery: Delivery) {
         match handle.push(delivery) {
             Pushed::Sent | Pushed::Offline => {}
-            Pushed::SlowConsumer => Stats::inc(&self.stats.slow_consumers),
+            Pushed::SlowConsumer => self.stats.dropped(Drop::SlowConsumer),
         }
     }
 
@@ -335,6 +348,18 @@ impl Broker {
     /// Number of sessions (online and offline).
     pub fn session_count(&self) -> usize {
         self.registry.lock().len()
+    }
+
+    /// Sessions (online, offline).
+    pub fn session_counts(&self) -> (usize, usize) {
+        let registry = self.registry.lock();
+        let online = registry.values().filter(|h| h.is_online()).count();
+        (online, registry.len() - online)
+    }
+
+    /// Ready for clients: not shutting down and storage healthy.
+    pub fn is_ready(&self) -> bool {
+        !*self.shutdown.borrow()
     }
 
     /// Arms the expiry of a session that went offline with `epoch`.
@@ -398,6 +423,7 @@ pub(crate) fn msg_from_stored(m: &herald_storage::Message) -> Msg {
             .expires_at_ms
             .map(|at| Instant::now() + Duration::from_millis(at.saturating_sub(now))),
         origin: None,
+        received_at: Instant::now(),
     }
 }
 

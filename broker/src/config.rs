@@ -18,6 +18,29 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub limits: Limits,
     pub mqtt: MqttConfig,
+    pub admin: AdminConfig,
+}
+
+/// The admin HTTP listener and `$SYS`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Serve `/metrics`, `/health/live` and `/health/ready`.
+    pub enabled: bool,
+    /// Admin HTTP address (its own port; loopback by default).
+    pub listen: SocketAddr,
+    /// Interval of the `$SYS/broker/...` topics; 0 turns them off.
+    pub sys_interval_secs: u64,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            enabled: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], 9883)),
+            sys_interval_secs: 10,
+        }
+    }
 }
 
 /// Resource limits. Every queue and buffer in the broker is bounded by one
@@ -73,6 +96,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./data"),
             limits: Limits::default(),
             mqtt: MqttConfig::default(),
+            admin: AdminConfig::default(),
         }
     }
 }

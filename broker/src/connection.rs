@@ -38,7 +38,7 @@ use crate::codec::{
 use crate::session::{
     packet_id_for, ConnLink, Delivery, Kick, KickSignal, Msg, SessionHandle, SubOpts,
 };
-use crate::stats::Stats;
+use crate::stats::{packet_index, Drop, Stats};
 use crate::topic;
 
 /// Output waiting to be written above which the connection stops reading
@@ -70,13 +70,18 @@ pub enum Close {
     Takeover,
     SlowConsumer,
     Shutdown,
+    /// No CONNECT within `connect_timeout_secs`.
+    ConnectTimeout,
 }
 
 impl Close {
     /// The one place close reasons become 5.0 DISCONNECT reason codes.
     pub fn reason_code(self) -> Option<u8> {
         match self {
-            Close::ClientDisconnect { .. } | Close::PeerClosed | Close::Io => None,
+            Close::ClientDisconnect { .. }
+            | Close::PeerClosed
+            | Close::Io
+            | Close::ConnectTimeout => None,
             Close::Protocol(code) => Some(code),
             Close::KeepAliveTimeout => Some(reason::KEEP_ALIVE_TIMEOUT),
             Close::Takeover => Some(reason::SESSION_TAKEN_OVER),
@@ -101,6 +106,22 @@ impl Close {
             Close::Takeover => "takeover",
             Close::SlowConsumer => "slow_consumer",
             Close::Shutdown => "shutdown",
+            Close::ConnectTimeout => "connect_timeout",
+        }
+    }
+
+    /// Index in [`crate::stats::CLOSE_REASONS`].
+    pub fn index(self) -> usize {
+        match self {
+            Close::ClientDisconnect { .. } => 0,
+            Close::PeerClosed => 1,
+            Close::Io => 2,
+            Close::Protocol(_) => 3,
+            Close::KeepAliveTimeout => 4,
+            Close::Takeover => 5,
+            Close::SlowConsumer => 6,
+            Close::Shutdown => 7,
+            Close::ConnectTimeout => 8,
         }
     }
 }
@@ -229,7 +250,20 @@ impl Connection {
 
     /// Queues a packet for writing.
     fn send(&mut self, packet: &Packet) {
+        let before = self.wbuf.len();
         codec::encode(packet, self.version, &mut self.wbuf);
+        let i = packet_index(packet);
+        let stats = &self.broker.stats;
+        Stats::inc(&stats.packets_sent[i]);
+        Stats::add(&stats.bytes_sent[i], (self.wbuf.len() - before) as u64);
+    }
+
+    /// Counts a packet received, with its size on the wire.
+    fn count_in(&self, packet: &Packet, bytes: usize) {
+        let i = packet_index(packet);
+        let stats = &self.broker.stats;
+        Stats::inc(&stats.packets_received[i]);
+        Stats::add(&stats.bytes_received[i], bytes as u64);
     }
 
     /// Writes everything queued.
@@ -258,7 +292,7 @@ impl Connection {
             Ok(Err(close)) => return close,
             Err(_) => {
                 Stats::inc(&self.broker.stats.connect_timeouts);
-                return Close::PeerClosed;
+                return Close::ConnectTimeout;
             }
         };
         if let Err(close) = self.on_connect(connect).await {
@@ -271,8 +305,17 @@ impl Connection {
     async fn read_connect(&mut self) -> Result<Box<Connect>, Close> {
         let max = self.limits().max_packet_size_bytes;
         loop {
+            let before = self.rbuf.len();
             match codec::decode(&mut self.rbuf, None, max) {
-                Ok(Some(Packet::Connect(c))) => return Ok(c),
+                Ok(Some(Packet::Connect(c))) => {
+                    let bytes = before - self.rbuf.len();
+                    let packet = Packet::Connect(c);
+                    self.count_in(&packet, bytes);
+                    let Packet::Connect(c) = packet else {
+                        unreachable!("just built as CONNECT")
+                    };
+                    return Ok(c);
+                }
                 Ok(Some(_)) => return Err(self.protocol_error(reason::PROTOCOL_ERROR)),
                 Ok(None) => self.read_more().await?,
                 Err(DecodeError::UnsupportedProtocol { level, .. }) => {
@@ -519,7 +562,7 @@ impl Connection {
                     client_id: self.client_id.to_string(),
                     seq: entry.seq,
                 });
-                Stats::inc(&self.broker.stats.dropped_expired);
+                self.broker.stats.dropped(Drop::Expired);
                 continue;
             }
             let delivery = Delivery {
@@ -533,6 +576,7 @@ impl Connection {
                 // Only PUBREL remains to be (re)sent.
                 self.inflight_by_id
                     .insert(packet_id_for(entry.seq), entry.seq);
+                Stats::inc(&self.broker.stats.inflight);
                 self.inflight.insert(
                     entry.seq,
                     Inflight {
@@ -607,8 +651,10 @@ impl Connection {
                         sleep.as_mut().reset(tokio::time::Instant::now() + ka);
                     }
                     loop {
+                        let before = self.rbuf.len();
                         match codec::decode(&mut self.rbuf, Some(self.version), max_packet) {
                             Ok(Some(packet)) => {
+                                self.count_in(&packet, before - self.rbuf.len());
                                 if let Err(close) = self.on_packet(packet).await {
                                     return close;
                                 }
@@ -667,7 +713,7 @@ impl Connection {
     /// queues it behind the window.
     fn deliver(&mut self, d: Delivery) {
         if d.msg.is_expired(Instant::now()) {
-            Stats::inc(&self.broker.stats.dropped_expired);
+            self.broker.stats.dropped(Drop::Expired);
             self.complete_stored(d.seq);
             return;
         }
@@ -677,7 +723,7 @@ impl Connection {
         }
         if d.seq.is_none() && self.pending.len() >= self.limits().max_queued_messages {
             // Non-persistent session over its queue bound: the newest is dropped.
-            Stats::inc(&self.broker.stats.dropped_queue_full);
+            self.broker.stats.dropped(Drop::QueueFull);
             return;
         }
         self.pending.push_back(d);
@@ -711,7 +757,7 @@ impl Connection {
                 self.next_seq += 1;
             }
             if d.msg.is_expired(Instant::now()) {
-                Stats::inc(&self.broker.stats.dropped_expired);
+                self.broker.stats.dropped(Drop::Expired);
                 self.complete_stored(d.seq);
                 continue;
             }
@@ -727,6 +773,7 @@ impl Connection {
                 self.sent_up_to = self.sent_up_to.max(seq);
             }
             self.inflight_by_id.insert(pid, seq);
+            Stats::inc(&self.broker.stats.inflight);
             self.inflight.insert(
                 seq,
                 Inflight {
@@ -777,11 +824,15 @@ impl Connection {
         if self.client_max_packet != u32::MAX
             && codec::encoded_len(&packet, self.version) > self.client_max_packet as usize
         {
-            Stats::inc(&self.broker.stats.dropped_too_large);
+            self.broker.stats.dropped(Drop::TooLarge);
             return false;
         }
         self.send(&packet);
+        self.broker
+            .deliver_latency
+            .record(msg.received_at.elapsed().as_secs_f64());
         Stats::inc(&self.broker.stats.messages_sent);
+        Stats::inc(&self.broker.stats.delivered_by_qos[d.qos as usize]);
         true
     }
 
@@ -893,6 +944,7 @@ impl Connection {
             },
             expires_at,
             origin: handle_id,
+            received_at: Instant::now(),
         });
         let routed = self.broker.publish(msg, handle_id);
         let mut durable_ok = routed.ticket.wait().await.is_ok();
@@ -975,6 +1027,10 @@ impl Connection {
             return;
         };
         if let Some(entry) = self.inflight.remove(&seq) {
+            self.broker
+                .stats
+                .inflight
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
             if entry.stored {
                 self.complete_stored(Some(entry.seq));
             }
@@ -1101,7 +1157,7 @@ impl Connection {
                 Outcome::Published { appended } => match appended.first() {
                     Some(Ok(seq)) => d.seq = Some(*seq),
                     _ => {
-                        Stats::inc(&self.broker.stats.dropped_queue_full);
+                        self.broker.stats.dropped(Drop::QueueFull);
                         return;
                     }
                 },
@@ -1159,6 +1215,14 @@ impl Connection {
     /// Closes the connection and settles the session.
     async fn finish(&mut self, close: Close) {
         debug!(client_id = %self.client_id, peer = %self.peer, reason = close.as_str(), "closed");
+        if close == Close::SlowConsumer {
+            Stats::inc(&self.broker.stats.slow_consumers);
+        }
+        Stats::inc(&self.broker.stats.closed[close.index()]);
+        self.broker.stats.inflight.fetch_sub(
+            self.inflight.len() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         // 5.0: tell the client why, when the reason has a code
         // [MQTT-4.13.1-1]; never before CONNACK was sent.
         if self.v5() && self.handle.is_some() {
@@ -1169,12 +1233,17 @@ impl Connection {
                 }));
             }
         }
-        if !matches!(close, Close::Io | Close::PeerClosed) {
-            let _ = tokio::time::timeout(CLOSE_FLUSH, self.flush()).await;
-            let _ = tokio::time::timeout(CLOSE_FLUSH, self.wr.shutdown()).await;
-        }
-        if close == Close::SlowConsumer {
-            Stats::inc(&self.broker.stats.slow_consumers);
+        match close {
+            Close::Io | Close::PeerClosed | Close::ConnectTimeout => {}
+            // A client that stopped reading will not take the rest: one
+            // attempt, no waiting.
+            Close::SlowConsumer => {
+                let _ = self.wr.try_write(&self.wbuf);
+            }
+            _ => {
+                let _ = tokio::time::timeout(CLOSE_FLUSH, self.flush()).await;
+                let _ = tokio::time::timeout(CLOSE_FLUSH, self.wr.shutdown()).await;
+            }
         }
         let Some(handle) = self.handle.take() else {
             return;
@@ -1257,6 +1326,7 @@ fn will_msg(w: &codec::Will) -> Msg {
             .message_expiry_interval
             .map(|s| Instant::now() + Duration::from_secs(u64::from(s))),
         origin: None,
+        received_at: Instant::now(),
     }
 }
 

@@ -10,14 +10,20 @@
 //! - [`connection`] — one client connection, CONNECT to close.
 //! - [`server`] — the listener, connection limit and shutdown.
 //! - [`config`] — the configuration tree.
+//! - [`admin`] — the admin HTTP listener: metrics and health.
+//! - [`metrics`] — Prometheus metric definitions and export.
+//! - [`sys`] — the `$SYS` topics.
 //! - [`stats`] — counters.
+pub mod admin;
 pub mod broker;
 pub mod codec;
 pub mod config;
 pub mod connection;
+pub mod metrics;
 pub mod retained;
 pub mod server;
 pub mod session;
 pub mod stats;
+pub mod sys;
 pub mod topic;
 pub mod trie;

@@ -28,6 +28,9 @@ struct Cli {
     /// Directory for durable state (created if missing, locked while running).
     #[arg(long, env = "HERALD_DATA_DIR", value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// Admin HTTP address (/metrics, /health/live, /health/ready).
+    #[arg(long, env = "HERALD_ADMIN_LISTEN", value_name = "ADDR")]
+    admin_listen: Option<SocketAddr>,
     /// Print the default configuration as TOML and exit.
     #[arg(long, env = "HERALD_PRINT_DEFAULT_CONFIG")]
     print_default_config: bool,
@@ -61,6 +64,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     };
     if let Some(listen) = cli.listen {
         config.listen = listen;
+    }
+    if let Some(addr) = cli.admin_listen {
+        config.admin.listen = addr;
     }
     if let Some(dir) = cli.data_dir {
         config.data_dir = dir;

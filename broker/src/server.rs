@@ -32,6 +32,11 @@ pub enum StartError {
     },
     #[error("data directory {0} is in use by another herald process")]
     DataDirLocked(String),
+    #[error("cannot listen on {addr} (admin HTTP): {source}")]
+    BindAdmin {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -44,6 +49,8 @@ pub enum StartError {
 pub struct Server {
     broker: Arc<Broker>,
     listener: TcpListener,
+    /// The admin HTTP listener, when enabled.
+    admin: Option<TcpListener>,
     /// Held for the server's life: an exclusive lock on the data directory.
     _lock: File,
 }
@@ -60,9 +67,22 @@ impl Server {
                     addr: config.listen,
                     source,
                 })?;
+        let admin = if config.admin.enabled {
+            let addr = config.admin.listen;
+            Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| StartError::BindAdmin { addr, source })?,
+            )
+        } else {
+            None
+        };
+        // The recorder must exist before the broker creates its histograms.
+        crate::metrics::install();
         Ok(Server {
             broker: Broker::new(config),
             listener,
+            admin,
             _lock: lock,
         })
     }
@@ -70,6 +90,11 @@ impl Server {
     /// The address actually bound (useful with port 0).
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The admin HTTP address actually bound, when enabled.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     pub fn broker(&self) -> Arc<Broker> {
@@ -82,6 +107,22 @@ impl Server {
         let broker = self.broker;
         let limit = Arc::new(Semaphore::new(broker.config.limits.max_connections));
         let mut tasks = JoinSet::new();
+        let mut background = JoinSet::new();
+        if let Some(admin) = self.admin {
+            let mut stop = broker.shutdown.subscribe();
+            info!(addr = %admin.local_addr().map(|a| a.to_string()).unwrap_or_default(), "admin HTTP listening");
+            background.spawn(crate::admin::serve(
+                admin,
+                Arc::clone(&broker),
+                async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                },
+            ));
+        }
+        if broker.config.admin.sys_interval_secs > 0 {
+            let every = Duration::from_secs(broker.config.admin.sys_interval_secs);
+            background.spawn(crate::sys::run(Arc::clone(&broker), every));
+        }
         info!(addr = %self.listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "listening");
         tokio::pin!(shutdown);
         loop {
@@ -122,6 +163,11 @@ impl Server {
         })
         .await;
         tasks.abort_all();
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
+            while background.join_next().await.is_some() {}
+        })
+        .await;
+        background.abort_all();
         info!("stopped");
     }
 }

@@ -70,6 +70,8 @@ pub struct Msg {
     pub expires_at: Option<Instant>,
     /// The publishing session, for No Local; `None` for wills and `$SYS`.
     pub origin: Option<usize>,
+    /// When the broker received it, for the publish-to-deliver latency.
+    pub received_at: Instant,
 }
 
 impl Msg {

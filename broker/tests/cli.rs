@@ -73,7 +73,13 @@ fn a_second_broker_on_the_same_data_dir_refuses_to_start() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
     let mut first = herald()
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
         .arg(&data)
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -88,7 +94,13 @@ fn a_second_broker_on_the_same_data_dir_refuses_to_start() {
     }
     std::thread::sleep(std::time::Duration::from_millis(200));
     let out = herald()
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
         .arg(&data)
         .output()
         .expect("runs");

@@ -62,6 +62,8 @@ pub fn stat(c: &std::sync::atomic::AtomicU64) -> u64 {
 /// The server under test. Dropping it (or [`TestServer::stop`]) shuts it down.
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// The admin HTTP address (bound on a free port).
+    pub admin: Option<SocketAddr>,
     pub broker: Arc<Broker>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
@@ -82,9 +84,14 @@ impl TestServer {
             data_dir: dir.path().to_owned(),
             ..Config::default()
         };
+        config.admin.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        // No `$SYS` traffic unless a test asks for it: tests that subscribe to
+        // `$SYS/#` or count messages see only their own.
+        config.admin.sys_interval_secs = 0;
         tweak(&mut config);
         let server = Server::bind(config).await.expect("server binds");
         let addr = server.local_addr().expect("bound address");
+        let admin = server.admin_addr();
         let broker = server.broker();
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(server.run(async {
@@ -92,6 +99,7 @@ impl TestServer {
         }));
         TestServer {
             addr,
+            admin,
             broker,
             shutdown: Some(tx),
             task: Some(task),
