@@ -16,7 +16,6 @@
 use bytes::Bytes;
 use bytestring::ByteString;
 
-
 /// Protocol level negotiated by CONNECT.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ProtocolVersion {
