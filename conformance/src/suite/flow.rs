@@ -59,8 +59,16 @@ async fn t001(ctx: Ctx) -> Step {
         let more = sub.drain(ctx.quiet).await?;
         check!(
             more.len() == 1,
-            "{} messages after freeing one slot (Receive Maximum 2) [MQTT-3.3.4-9]",
-            more.len()
+            "{} messages after freeing one slot (Receive Maximum 2, still unacknowledged: \
+             {:?}; new: {:?}) [MQTT-3.3.4-9]",
+            more.len(),
+            pending
+                .iter()
+                .map(|m| (m.pid, m.payload.clone(), m.dup))
+                .collect::<Vec<_>>(),
+            more.iter()
+                .map(|m| (m.pid, m.payload.clone(), m.dup))
+                .collect::<Vec<_>>()
         );
         total += more.len();
         pending.extend(more);
