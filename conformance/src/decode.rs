@@ -11,8 +11,10 @@ use crate::wire::{kind, Version};
 /// Why bytes from the broker are not a well-formed packet.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
-    #[error("Remaining Length uses more than four bytes [MQTT-1.5.5-1]")]
+    #[error("Remaining Length uses more than four bytes (section 1.5.5)")]
     RemainingLength,
+    #[error("Remaining Length not encoded in the minimum number of bytes [MQTT-1.5.5-1 (5.0)]")]
+    NonMinimalLength,
     #[error("packet type {0} is not one a server sends")]
     UnexpectedType(u8),
     #[error("fixed header flags {flags:#06b} are wrong for packet type {kind} [MQTT-2.2.2-1]")]
@@ -25,7 +27,7 @@ pub enum DecodeError {
     NullChar,
     #[error("property {0:#04x} is unknown or not allowed in packet type {1}")]
     Property(u8, u8),
-    #[error("property {0:#04x} appears more than once [MQTT-2.2.2-2]")]
+    #[error("property {0:#04x} appears more than once (a Protocol Error, section 2.2.2.2)")]
     DuplicateProperty(u8),
     #[error("PUBLISH has QoS 3 [MQTT-3.3.1-4]")]
     Qos3,
@@ -300,6 +302,9 @@ pub fn decode(v: Version, buf: &[u8]) -> Result<Option<(Packet, usize)>, DecodeE
         len |= usize::from(b & 0x7F) << (7 * (i - 1));
         i += 1;
         if b & 0x80 == 0 {
+            if b == 0 && i > 2 {
+                return Err(DecodeError::NonMinimalLength);
+            }
             break;
         }
     }
@@ -560,6 +565,14 @@ mod tests {
                 code: 0,
                 props: Properties::default()
             }
+        );
+    }
+
+    #[test]
+    fn non_minimal_remaining_length_is_rejected() {
+        assert_eq!(
+            decode(Version::V5, &[0xD0, 0x80, 0x00]),
+            Err(DecodeError::NonMinimalLength)
         );
     }
 

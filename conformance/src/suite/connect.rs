@@ -110,7 +110,7 @@ pub fn cases() -> Vec<TestCase> {
         case!(
             "01-connect/011",
             "5.0 password without user name is legal",
-            ["MQTT-3.1.2-18 (5.0)"],
+            ["MQTT-3.1.2-19 (5.0)"],
             Only5,
             [],
             t011

@@ -240,7 +240,7 @@ pub fn cases() -> Vec<TestCase> {
         case!(
             "13-malformed/014",
             "CONNECT will topic contains a wildcard",
-            ["MQTT-4.7.1-1", "MQTT-3.1.4-1"],
+            ["MQTT-4.7.1-1 (3.1.1)", "MQTT-4.7.0-1 (5.0)", "MQTT-3.1.4-1"],
             Both,
             [],
             m014
@@ -402,7 +402,7 @@ pub fn cases() -> Vec<TestCase> {
         case!(
             "13-malformed/033",
             "PUBLISH topic contains '+'",
-            ["MQTT-3.3.2-2", "MQTT-4.7.1-1"],
+            ["MQTT-3.3.2-2", "MQTT-4.7.1-1 (3.1.1)", "MQTT-4.7.0-1 (5.0)"],
             Both,
             [],
             m033
@@ -410,7 +410,7 @@ pub fn cases() -> Vec<TestCase> {
         case!(
             "13-malformed/034",
             "PUBLISH topic contains '#'",
-            ["MQTT-3.3.2-2", "MQTT-4.7.1-1"],
+            ["MQTT-3.3.2-2", "MQTT-4.7.1-1 (3.1.1)", "MQTT-4.7.0-1 (5.0)"],
             Both,
             [],
             m034

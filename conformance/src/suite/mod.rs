@@ -446,7 +446,18 @@ fn judge_close(ctx: &Ctx, seen: &[Packet], how: Close) -> Step {
         Close::ConnackThen(c311, c5) => {
             let want = if v5 { c5 } else { c311 };
             match seen {
-                [Packet::Connack { code, .. }] if *code == want => Ok(()),
+                [Packet::Connack {
+                    code,
+                    session_present,
+                    ..
+                }] if *code == want => {
+                    check!(
+                        !session_present,
+                        "session present 1 with refusal code {want:#04x} [MQTT-3.2.2-4 (3.1.1)] \
+                         [MQTT-3.2.2-6 (5.0)]"
+                    );
+                    Ok(())
+                }
                 _ => Err(Failure::Spec(format!(
                     "expected CONNACK {want:#04x} then close, got {}: {seen:?}",
                     names(seen)

@@ -54,7 +54,7 @@ pub fn cases() -> Vec<TestCase> {
         case!(
             "09-properties/006",
             "the Subscription Identifier comes back in matching PUBLISH packets",
-            ["MQTT-3.3.4-3 (5.0)", "MQTT-3.8.2-1 (5.0)"],
+            ["MQTT-3.3.4-3 (5.0)"],
             Only5,
             [SubscriptionIds],
             t006

@@ -71,7 +71,7 @@ pub fn cases() -> Vec<TestCase> {
         case!(
             "03-qos/007",
             "after PUBACK the same packet id starts a new QoS 1 message",
-            ["MQTT-4.3.2-2 (3.1.1)", "MQTT-4.3.2-5 (5.0)"],
+            ["MQTT-4.3.2-2 (3.1.1)", "MQTT-4.3.2-5 (5.0)", "MQTT-3.3.1-3"],
             Both,
             [Qos1],
             t007
@@ -244,6 +244,10 @@ async fn t007(ctx: Ctx) -> Step {
         got.len() == 2,
         "{} messages delivered; the second PUBLISH after PUBACK is new [MQTT-4.3.2-2]",
         got.len()
+    );
+    check!(
+        got.iter().all(|m| !m.dup),
+        "incoming DUP 1 copied to the outgoing PUBLISH; it is set independently [MQTT-3.3.1-3]"
     );
     p.disconnect().await?;
     sub.disconnect().await

@@ -93,7 +93,12 @@ pub fn cases() -> Vec<TestCase> {
         case!(
             "04-retain/010",
             "a wildcard subscription receives every matching retained message",
-            ["MQTT-3.3.1-6 (3.1.1)", "MQTT-3.3.1-9 (5.0)", "MQTT-4.7.1-2"],
+            [
+                "MQTT-3.3.1-6 (3.1.1)",
+                "MQTT-3.3.1-9 (5.0)",
+                "MQTT-4.7.1-2 (3.1.1)",
+                "MQTT-4.7.1-1 (5.0)"
+            ],
             Both,
             [Retain, Wildcards],
             t010
@@ -171,6 +176,28 @@ async fn t002(ctx: Ctx) -> Step {
             payloads == [&b"new"[..]],
             "expected only the newer retained message, got {} messages [MQTT-3.3.1-5]",
             payloads.len()
+        );
+        s.disconnect().await?;
+        // A QoS 0 retained message also replaces it. 3.1.1 lets the server
+        // discard the QoS 0 one afterwards (SHOULD store, MAY discard), but
+        // never keep the previous one [MQTT-3.3.1-7 (3.1.1)]; 5.0 has no
+        // such latitude [MQTT-3.3.1-5].
+        let (mut p, _) = ctx.client("rp").await?;
+        p.send(
+            &Publish::new(&topic, b"zero")
+                .retain(true)
+                .encode(ctx.version),
+        )
+        .await?;
+        p.disconnect().await?;
+        let mut s = subscriber(&ctx, &topic, 0).await?;
+        let got = s.drain(ctx.quiet).await?;
+        let payloads: Vec<&[u8]> = got.iter().map(|m| m.payload.as_slice()).collect();
+        let ok = payloads == [&b"zero"[..]] || (!ctx.version.is_v5() && payloads.is_empty());
+        check!(
+            ok,
+            "after a QoS 0 retained publication the retained messages are {payloads:?} \
+             [MQTT-3.3.1-7 (3.1.1)] [MQTT-3.3.1-5 (5.0)]"
         );
         s.disconnect().await
     }
