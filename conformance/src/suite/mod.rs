@@ -502,3 +502,74 @@ pub fn with_expiry(mut c: Connect, secs: u32) -> Connect {
     }
     c
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::Properties;
+
+    fn ctx(v: Version) -> Ctx {
+        Ctx {
+            addr: "127.0.0.1:1".into(),
+            version: v,
+            read_timeout: Duration::from_millis(100),
+            quiet: Duration::from_millis(50),
+            run: "qtest0".into(),
+            seq: 7,
+            features: Arc::new(Feature::ALL.into_iter().collect()),
+        }
+    }
+
+    fn disconnect(code: u8) -> Packet {
+        Packet::Disconnect {
+            code,
+            props: Properties::default(),
+        }
+    }
+
+    fn connack(code: u8) -> Packet {
+        Packet::Connack {
+            session_present: false,
+            code,
+            props: Properties::default(),
+        }
+    }
+
+    #[test]
+    fn a_bare_close_always_satisfies_a_close_rule() {
+        for v in [Version::V311, Version::V5] {
+            assert!(judge_close(&ctx(v), &[], Close::Packet(MALFORMED_OR_PROTOCOL)).is_ok());
+            assert!(judge_close(&ctx(v), &[], Close::Connect(MALFORMED_OR_PROTOCOL)).is_ok());
+        }
+    }
+
+    #[test]
+    fn a_5_disconnect_must_carry_an_allowed_code_and_3_1_1_has_none() {
+        let v5 = ctx(Version::V5);
+        assert!(judge_close(&v5, &[disconnect(0x81)], Close::Packet(&[0x81, 0x82])).is_ok());
+        assert!(judge_close(&v5, &[disconnect(0x00)], Close::Packet(&[0x81, 0x82])).is_err());
+        assert!(judge_close(&v5, &[disconnect(0x94)], Close::Packet(&[0x81, 0x82])).is_err());
+        let v3 = ctx(Version::V311);
+        assert!(judge_close(&v3, &[disconnect(0x00)], Close::Packet(&[0x81])).is_err());
+    }
+
+    #[test]
+    fn a_bad_connect_may_get_connack_only_in_5_and_never_disconnect() {
+        let v5 = ctx(Version::V5);
+        assert!(judge_close(&v5, &[connack(0x81)], Close::Connect(&[0x81])).is_ok());
+        assert!(judge_close(&v5, &[connack(0x00)], Close::Connect(&[0x81])).is_err());
+        assert!(judge_close(&v5, &[disconnect(0x81)], Close::Connect(&[0x81])).is_err());
+        let v3 = ctx(Version::V311);
+        assert!(judge_close(&v3, &[connack(0x02)], Close::Connect(&[0x02])).is_err());
+        assert!(judge_close(&v3, &[connack(0x02)], Close::ConnackThen(0x02, 0x85)).is_ok());
+        assert!(judge_close(&v3, &[], Close::ConnackThen(0x02, 0x85)).is_err());
+    }
+
+    #[test]
+    fn client_ids_are_short_alphanumeric_and_distinct_per_version() {
+        let a = ctx(Version::V311).cid("abcdefghijklmnop");
+        let b = ctx(Version::V5).cid("abcdefghijklmnop");
+        assert!(a.len() <= 23 && a.chars().all(|c| c.is_ascii_alphanumeric()));
+        assert_ne!(a, b);
+    }
+}
