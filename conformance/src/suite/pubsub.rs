@@ -418,9 +418,15 @@ async fn t012(ctx: Ctx) -> Step {
 
 async fn t013(ctx: Ctx) -> Step {
     let topic = ctx.topic("t");
-    let (mut cl, _) = ctx.client("a").await?;
+    let (mut cl, ack) = ctx.client("a").await?;
     ctx.subscribe(&mut cl, 1, &topic, 0).await?;
-    let big: Vec<u8> = (0..70_000u32).map(|i| (i % 251) as u8).collect();
+    // 20 000 bytes needs a three-byte Remaining Length; stay within a
+    // declared 5.0 Maximum Packet Size (headers take well under 200 bytes).
+    let limit = ack
+        .props
+        .int(crate::wire::prop::MAXIMUM_PACKET_SIZE)
+        .map_or(20_000, |m| (m as usize).saturating_sub(200).min(20_000));
+    let big: Vec<u8> = (0..limit as u32).map(|i| (i % 251) as u8).collect();
     for payload in [&b""[..], &[0u8, 0xFF, 0x80][..], &big[..]] {
         ctx.publish0(&mut cl, &topic, payload).await?;
         let m = cl.publish().await?;

@@ -152,13 +152,16 @@ async fn t002(ctx: Ctx) -> Step {
 async fn t003(ctx: Ctx) -> Step {
     let topic = ctx.topic("will");
     let r = async {
+        let mut live = watcher(&ctx, &topic, 0).await?;
         let (cl, ack) = ctx
             .connect(&with_will(&ctx, "a", &topic, 0, true, Props::new()))
             .await?;
         ctx.need_in_connack(&ack, Feature::Retain)?;
         cl.abort();
-        // Give the broker time to publish, then subscribe afresh.
-        tokio::time::sleep(ctx.quiet).await;
+        // Once the will has been published, a new subscriber must get it
+        // as a retained message.
+        live.publish().await?;
+        live.disconnect().await?;
         let mut s = watcher(&ctx, &topic, 0).await?;
         let m = s.publish().await?;
         check!(
