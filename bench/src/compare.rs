@@ -19,13 +19,11 @@ pub fn compare_markdown(runs: &[RunFile], baseline: &str, machine: &str) -> Stri
     let mut order: Vec<(String, Vec<String>)> = Vec::new();
     let mut data: BTreeMap<(String, String), (String, Better, Samples)> = BTreeMap::new();
     let mut brokers: Vec<String> = Vec::new();
-    let mut rounds: BTreeMap<String, usize> = BTreeMap::new();
     let mut notes: Vec<String> = Vec::new();
     for run in runs {
         if !brokers.contains(&run.broker) {
             brokers.push(run.broker.clone());
         }
-        *rounds.entry(run.broker.clone()).or_default() += 1;
         for rep in &run.reports {
             let pos = match order.iter().position(|(s, _)| *s == rep.scenario) {
                 Some(p) => p,
@@ -46,6 +44,15 @@ pub fn compare_markdown(runs: &[RunFile], baseline: &str, machine: &str) -> Stri
             for n in &rep.notes {
                 notes.push(format!("{} / {}: {n}", run.broker, rep.scenario));
             }
+        }
+    }
+    // Rounds per broker: the most samples any metric has (a round may be
+    // split over several files, one per scenario family).
+    let mut rounds: BTreeMap<String, usize> = BTreeMap::new();
+    for (_, _, samples) in data.values() {
+        for (b, v) in samples {
+            let r = rounds.entry(b.clone()).or_default();
+            *r = (*r).max(v.len());
         }
     }
     // Baseline last so that "X / baseline" columns read naturally.
@@ -90,6 +97,7 @@ pub fn compare_markdown(runs: &[RunFile], baseline: &str, machine: &str) -> Stri
                     (Some(x), Some(y)) if y != 0.0 => {
                         let ratio = x / y;
                         let mark = match better {
+                            _ if (ratio - 1.0).abs() < 0.005 => "",
                             Better::Higher if ratio >= 1.0 => " (better)",
                             Better::Lower if ratio <= 1.0 => " (better)",
                             Better::Neither => "",
@@ -156,6 +164,33 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("Rounds: herald 3, mosquitto 3."), "{md}");
+    }
+
+    #[test]
+    fn rounds_split_over_files_count_once() {
+        // One round written as two files (two scenario families).
+        let mut other = run("herald", 1.0, 1.0);
+        other.reports[0].scenario = "seed".into();
+        let md = compare_markdown(&[run("herald", 1.0, 1.0), other], "mosquitto", "");
+        assert!(md.contains("Rounds: herald 1."), "{md}");
+        assert!(md.contains("### seed"), "{md}");
+    }
+
+    #[test]
+    fn equal_values_are_neither_better_nor_worse() {
+        let md = compare_markdown(
+            &[run("herald", 5.0, 1.0), run("mosquitto", 5.0, 2.0)],
+            "mosquitto",
+            "",
+        );
+        assert!(
+            md.contains("| delivered_msgs_per_sec | msg/s | 5 | 5 | 1.00 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| latency_p99_ms | ms | 1 | 2 | 0.50 (better) |"),
+            "{md}"
+        );
     }
 
     #[test]

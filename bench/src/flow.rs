@@ -160,6 +160,9 @@ struct Shared {
     sent: Vec<AtomicU64>,
     acked: Vec<AtomicU64>,
     writers_done: AtomicUsize,
+    /// `now_ns` when the last publisher stopped writing: the end of the
+    /// publishing window.
+    writers_end_ns: AtomicU64,
 }
 
 /// Connects everyone, runs the flow and returns the counts.
@@ -179,6 +182,7 @@ pub async fn run_flow(common: &Common, spec: FlowSpec) -> Result<FlowOutcome, Be
         sent: (0..npubs).map(|_| AtomicU64::new(0)).collect(),
         acked: (0..npubs).map(|_| AtomicU64::new(0)).collect(),
         writers_done: AtomicUsize::new(0),
+        writers_end_ns: AtomicU64::new(0),
     });
     let expiry = if spec.persistent { 3600 } else { 0 };
 
@@ -197,6 +201,7 @@ pub async fn run_flow(common: &Common, spec: FlowSpec) -> Result<FlowOutcome, Be
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let start = Instant::now();
+    let start_ns = now_ns();
     let cpu0 = CpuSample::take(common.broker_pid);
     let mut sub_tasks = Vec::new();
     for conn in sub_conns {
@@ -216,7 +221,9 @@ pub async fn run_flow(common: &Common, spec: FlowSpec) -> Result<FlowOutcome, Be
 
     let pb = common.progress_bar(spec.duration.as_millis() as u64, &spec.label);
     let mut rss_peak = common.broker_rss();
-    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    // 5 ms: the delivered count is read at most this long after the last
+    // publisher stops.
+    let mut tick = tokio::time::interval(Duration::from_millis(5));
     let mut rss_at = Instant::now();
     // Publishing. A publisher that fails still counts itself done.
     while shared.writers_done.load(Ordering::Acquire) < npubs {
@@ -233,6 +240,11 @@ pub async fn run_flow(common: &Common, spec: FlowSpec) -> Result<FlowOutcome, Be
         }
     }
     let publish_end = Instant::now();
+    let publish_ns = shared
+        .writers_end_ns
+        .load(Ordering::Acquire)
+        .saturating_sub(start_ns)
+        .max(1);
     let delivered_while_publishing = shared.delivered.load(Ordering::Acquire);
     let cpu1 = CpuSample::take(common.broker_pid);
 
@@ -281,7 +293,6 @@ pub async fn run_flow(common: &Common, spec: FlowSpec) -> Result<FlowOutcome, Be
         t.await.map_err(|e| BenchError::Task(e.to_string()))??;
     }
     let last_rx = subs.iter().map(|s| s.last_rx_ns).max().unwrap_or(0);
-    let start_ns = now_ns().saturating_sub(start.elapsed().as_nanos() as u64);
     let (generator_cpu_pct, broker_cpu_pct) = cpu1.percent_since(&cpu0);
     Ok(FlowOutcome {
         sent: shared
@@ -296,7 +307,7 @@ pub async fn run_flow(common: &Common, spec: FlowSpec) -> Result<FlowOutcome, Be
             .collect(),
         expected: expected(&shared),
         subs,
-        publish_secs: publish_end.duration_since(start).as_secs_f64(),
+        publish_secs: publish_ns as f64 / 1e9,
         delivered_while_publishing,
         delivery_secs: last_rx.saturating_sub(start_ns) as f64 / 1e9,
         generator_cpu_pct,
@@ -400,12 +411,13 @@ async fn run_subscriber(
 
 /// Sets `writers_done` when dropped, so that a publisher that fails still
 /// ends the publishing phase.
-struct DoneGuard<'a>(&'a AtomicUsize, &'a AtomicBool);
+struct DoneGuard<'a>(&'a Shared, &'a AtomicBool);
 
 impl Drop for DoneGuard<'_> {
     fn drop(&mut self) {
         if !self.1.swap(true, Ordering::AcqRel) {
-            self.0.fetch_add(1, Ordering::AcqRel);
+            self.0.writers_end_ns.fetch_max(now_ns(), Ordering::AcqRel);
+            self.0.writers_done.fetch_add(1, Ordering::AcqRel);
         }
     }
 }
@@ -426,7 +438,7 @@ async fn run_publisher(
     let done_flag = AtomicBool::new(false);
 
     let writer = async {
-        let _done = DoneGuard(&shared.writers_done, &done_flag);
+        let _done = DoneGuard(shared, &done_flag);
         let deadline = start + spec.duration;
         let max = spec.max_messages.unwrap_or(u64::MAX);
         let msg_len = codec::publish_len(version, topic.len(), qos, spec.payload_bytes);
