@@ -18,7 +18,11 @@
 #   ROUNDS=3             rounds per broker
 #   HERALD_BIN=path      use this herald instead of building target/release/herald
 #   HERALD_BENCH_BIN=path  use this herald-bench instead of building it (release)
+#   HERALD_CONFIG=file   Herald's own variable: a TOML config for every Herald
+#                        run (e.g. storage sync for the persistent scenario);
+#                        --listen and --data-dir are still set by this script
 #   MOSQUITTO_BIN=/usr/sbin/mosquitto
+#   MOSQUITTO_EXTRA_CONF=file  lines appended to the generated mosquitto.conf
 #   BROKERS="herald mosquitto"  which brokers to run (labels)
 #   FAMILIES="connections throughput latency persistent seed retained"
 #   RESULTS=bench/RESULTS.md    where the summary goes
@@ -121,6 +125,9 @@ log_dest file $dir/broker.log
 log_type error
 log_type warning
 EOF
+      if [ -n "${MOSQUITTO_EXTRA_CONF:-}" ]; then
+        cat "$MOSQUITTO_EXTRA_CONF" >>"$dir/mosquitto.conf"
+      fi
       "${pin_broker[@]}" "$mosquitto_bin" -c "$dir/mosquitto.conf" >/dev/null 2>&1 &
       ;;
     *)
@@ -152,9 +159,11 @@ EOF
   echo "kernel:      $(uname -sr)"
   if [[ " $brokers " == *" herald "* ]]; then
     echo "herald:      $("$HERALD_BIN" --version 2>/dev/null || echo unknown) ($HERALD_BIN)"
+    echo "herald conf: ${HERALD_CONFIG:-defaults}"
   fi
   if [[ " $brokers " == *" mosquitto "* ]]; then
     echo "mosquitto:   $("$mosquitto_bin" -h 2>/dev/null | head -1 || true)"
+    echo "mosq. extra: ${MOSQUITTO_EXTRA_CONF:-none}"
   fi
   echo "herald-bench: $("$HERALD_BENCH_BIN" --version) ($HERALD_BENCH_BIN)"
   echo "rustc:       $(rustc --version 2>/dev/null || echo unknown)"

@@ -20,6 +20,9 @@ pub fn compare_markdown(runs: &[RunFile], baseline: &str, machine: &str) -> Stri
     let mut data: BTreeMap<(String, String), (String, Better, Samples)> = BTreeMap::new();
     let mut brokers: Vec<String> = Vec::new();
     let mut notes: Vec<String> = Vec::new();
+    // Per-client tables (the seed experiment): (scenario, broker, client)
+    // -> [average, maximum, minimum] samples over the rounds.
+    let mut clients: BTreeMap<(String, String, String), [Vec<f64>; 3]> = BTreeMap::new();
     for run in runs {
         if !brokers.contains(&run.broker) {
             brokers.push(run.broker.clone());
@@ -40,6 +43,14 @@ pub fn compare_markdown(runs: &[RunFile], baseline: &str, machine: &str) -> Stri
                     .entry((rep.scenario.clone(), m.name.clone()))
                     .or_insert_with(|| (m.unit.clone(), m.better, Samples::new()));
                 entry.2.entry(run.broker.clone()).or_default().push(m.value);
+            }
+            for c in &rep.clients {
+                let e = clients
+                    .entry((rep.scenario.clone(), run.broker.clone(), c.client.clone()))
+                    .or_default();
+                e[0].push(c.average_ms);
+                e[1].push(c.maximum_ms);
+                e[2].push(c.minimum_ms);
             }
             for n in &rep.notes {
                 notes.push(format!("{} / {}: {n}", run.broker, rep.scenario));
@@ -112,6 +123,27 @@ pub fn compare_markdown(runs: &[RunFile], baseline: &str, machine: &str) -> Stri
             let _ = writeln!(out, "{row}");
         }
         let _ = writeln!(out);
+        for b in &brokers {
+            let mut rows: Vec<_> = clients
+                .iter()
+                .filter(|((s, br, _), _)| s == scenario && br == b)
+                .collect();
+            // Client 10 after client 9, not after client 1.
+            rows.sort_by_key(|((_, _, c), _)| (c.parse::<u64>().unwrap_or(u64::MAX), c.clone()));
+            if rows.is_empty() {
+                continue;
+            }
+            let _ = writeln!(
+                out,
+                "{b}, per client (medians over the rounds):\n\n\
+                 | client | average (ms) | maximum (ms) | minimum (ms) |\n|---|---:|---:|---:|"
+            );
+            for ((_, _, client), v) in rows {
+                let m = |i: usize| median(&v[i]).map_or("-".into(), |x| format!("{x:.3}"));
+                let _ = writeln!(out, "| {client} | {} | {} | {} |", m(0), m(1), m(2));
+            }
+            let _ = writeln!(out);
+        }
     }
     if !notes.is_empty() {
         let _ = writeln!(out, "### Notes from the runs\n");
@@ -191,6 +223,36 @@ mod tests {
             md.contains("| latency_p99_ms | ms | 1 | 2 | 0.50 (better) |"),
             "{md}"
         );
+    }
+
+    #[test]
+    fn per_client_tables_use_medians() {
+        let seed = |broker: &str, avg: f64| {
+            let mut r = Report::new("seed");
+            r.metric("average_ms", avg, "ms", Better::Lower);
+            r.clients.push(crate::report::ClientRow {
+                client: "1".into(),
+                average_ms: avg,
+                maximum_ms: avg * 2.0,
+                minimum_ms: avg / 2.0,
+                received: 1000,
+            });
+            RunFile {
+                broker: broker.into(),
+                reports: vec![r],
+            }
+        };
+        let runs = [
+            seed("herald", 0.1),
+            seed("herald", 0.3),
+            seed("herald", 0.2),
+        ];
+        let md = compare_markdown(&runs, "mosquitto", "");
+        assert!(
+            md.contains("herald, per client (medians over the rounds):"),
+            "{md}"
+        );
+        assert!(md.contains("| 1 | 0.200 | 0.400 | 0.100 |"), "{md}");
     }
 
     #[test]
