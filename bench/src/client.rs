@@ -109,9 +109,31 @@ pub struct Conn {
 /// Read buffer headroom kept before each read.
 const READ_CHUNK: usize = 64 * 1024;
 
+/// Longest wait for CONNACK or SUBACK: a broker that accepts TCP but never
+/// answers must not hold a scenario forever.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Longest wait for DISCONNECT to be written at the end of a scenario.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
 impl Conn {
-    /// Opens TCP, sends CONNECT and waits for a successful CONNACK.
+    /// Opens TCP, sends CONNECT and waits for a successful CONNACK, all
+    /// within [`HANDSHAKE_TIMEOUT`].
     pub async fn connect(
+        target: &Target,
+        client_id: &str,
+        clean: bool,
+        session_expiry_secs: u32,
+    ) -> Result<Conn, BenchError> {
+        tokio::time::timeout(
+            HANDSHAKE_TIMEOUT,
+            Self::connect_unbounded(target, client_id, clean, session_expiry_secs),
+        )
+        .await
+        .map_err(|_| BenchError::Timeout("CONNACK"))?
+    }
+
+    async fn connect_unbounded(
         target: &Target,
         client_id: &str,
         clean: bool,
@@ -154,9 +176,23 @@ impl Conn {
         }
     }
 
-    /// Subscribes and waits for the SUBACK. PUBLISH packets that arrive
-    /// first (a resumed session's queue) are acknowledged and dropped.
+    /// Subscribes and waits for the SUBACK, within [`HANDSHAKE_TIMEOUT`].
+    /// PUBLISH packets that arrive first (a resumed session's queue) are
+    /// acknowledged and dropped.
     pub async fn subscribe(
+        &mut self,
+        packet_id: u16,
+        filters: &[(String, u8)],
+    ) -> Result<(), BenchError> {
+        tokio::time::timeout(
+            HANDSHAKE_TIMEOUT,
+            self.subscribe_unbounded(packet_id, filters),
+        )
+        .await
+        .map_err(|_| BenchError::Timeout("SUBACK"))?
+    }
+
+    async fn subscribe_unbounded(
         &mut self,
         packet_id: u16,
         filters: &[(String, u8)],
@@ -237,12 +273,15 @@ impl Conn {
             .map_err(|_| BenchError::Timeout(what))?
     }
 
-    /// Sends DISCONNECT and closes; errors are ignored because the
-    /// measurement is over by then.
+    /// Sends DISCONNECT and closes, giving up after a second; errors are
+    /// ignored because the measurement is over by then.
     pub async fn disconnect(mut self) {
         codec::encode(&mut self.wbuf, &Packet::Disconnect { reason: 0 });
-        let _ = self.flush().await;
-        let _ = self.stream.shutdown().await;
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+            let _ = self.flush().await;
+            let _ = self.stream.shutdown().await;
+        })
+        .await;
     }
 }
 

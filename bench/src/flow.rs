@@ -358,7 +358,10 @@ async fn run_subscriber(
             _ = stop.changed() => break,
             _ = ping.tick(), if keep_alive_secs > 0 => {
                 codec::encode(&mut conn.wbuf, &Packet::PingReq);
-                conn.flush().await?;
+                tokio::select! {
+                    r = conn.flush() => r?,
+                    _ = stop.changed() => break,
+                }
                 continue;
             }
             r = conn.fill() => { r?; }
@@ -399,10 +402,18 @@ async fn run_subscriber(
                 _ => {}
             }
         }
-        conn.flush().await?;
+        // A broker that stops reading acknowledgements must not keep
+        // this task from seeing the stop signal.
+        let stopped = tokio::select! {
+            r = conn.flush() => { r?; false }
+            _ = stop.changed() => true,
+        };
         if fresh > 0 {
             stats.unique += fresh;
             shared.delivered.fetch_add(fresh, Ordering::AcqRel);
+        }
+        if stopped {
+            break;
         }
     }
     conn.disconnect().await;
