@@ -565,6 +565,7 @@ pub async fn retained(common: &Common, p: &RetainedParams) -> Result<Report, Ben
     let rss_before = common.broker_rss();
     let pb = common.progress_bar(p.count, &name);
     pb.set_message("storing");
+    let cpu0 = crate::procstat::CpuSample::take(common.broker_pid);
     let store_start = Instant::now();
     let stored = store_retained(common, p, &pb).await?;
     let store_secs = store_start.elapsed().as_secs_f64();
@@ -642,6 +643,11 @@ pub async fn retained(common: &Common, p: &RetainedParams) -> Result<Report, Ben
             ));
         }
     }
+    // Over storing and both subscriptions (clearing is not measured).
+    let (gen_cpu, broker_cpu) =
+        crate::procstat::CpuSample::take(common.broker_pid).percent_since(&cpu0);
+    r.metric("generator_cpu_pct", gen_cpu, "% of a core", Better::Neither);
+    r.metric("broker_cpu_pct", broker_cpu, "% of a core", Better::Neither);
     if !p.keep {
         pb.set_message("clearing");
         clear_retained(common, stored, p.store_max).await?;
