@@ -207,6 +207,17 @@ impl Client {
         Ok(found)
     }
 
+    /// PINGREQ and wait for its PINGRESP: once it arrives, the broker has
+    /// handled every packet this client sent before it (packets of one
+    /// connection are processed in order). QoS 0 publishes are otherwise
+    /// unacknowledged, so a test that depends on them having been routed
+    /// must call this first.
+    pub async fn ping(&mut self) -> Step {
+        self.send(&crate::wire::pingreq()).await?;
+        self.recv_where("PINGRESP", |p| matches!(p, Packet::Pingresp).then_some(()))
+            .await
+    }
+
     /// Waits for CONNACK, which must be the first packet [MQTT-3.2.0-1].
     pub async fn connack(&mut self) -> Step<Connack> {
         match self.recv("CONNACK").await? {

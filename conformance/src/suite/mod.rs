@@ -313,6 +313,7 @@ impl Ctx {
         let (mut cl, _) = self.client("clr").await?;
         cl.send(&Publish::new(topic, b"").retain(true).encode(self.version))
             .await?;
+        cl.ping().await?;
         cl.disconnect().await
     }
 

@@ -229,6 +229,9 @@ async fn t004(ctx: Ctx) -> Step {
         let (mut p, _) = ctx.client("p").await?;
         ctx.publish0(&mut p, &topic, b"transient").await?;
         ctx.publish0(&mut p, &topic, b"").await?;
+        // Both QoS 0 publications must be routed before the subscriber
+        // exists, or it may legitimately receive them live.
+        p.ping().await?;
         p.disconnect().await?;
         let mut s = subscriber(&ctx, &topic, 0).await?;
         let got = s.drain(ctx.quiet).await?;
