@@ -18,6 +18,24 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub limits: Limits,
     pub mqtt: MqttConfig,
+    pub storage: StorageConfig,
+}
+
+/// The durable store (RocksDB under `<data_dir>/db`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Sync every group write to disk before acknowledging (PUBACK, PUBREC,
+    /// CONNACK of a persistent session). `false` acknowledges once the
+    /// write reached the operating system: it survives the broker being
+    /// killed, but not a power loss or a kernel crash.
+    pub sync: bool,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig { sync: true }
+    }
 }
 
 /// Resource limits. Every queue and buffer in the broker is bounded by one
@@ -73,6 +91,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./data"),
             limits: Limits::default(),
             mqtt: MqttConfig::default(),
+            storage: StorageConfig::default(),
         }
     }
 }
@@ -200,6 +219,14 @@ mod tests {
         let parsed: Config = toml::from_str(&text).expect("default TOML parses");
         assert_eq!(parsed, Config::default());
         parsed.validate().expect("defaults are valid");
+    }
+
+    #[test]
+    fn storage_syncs_unless_told_otherwise() {
+        assert!(Config::default().storage.sync);
+        let c: Config = toml::from_str("[storage]\nsync = false\n").expect("parses");
+        assert!(!c.storage.sync);
+        assert!(toml::from_str::<Config>("[storage]\nfsync = false\n").is_err());
     }
 
     #[test]
