@@ -606,3 +606,54 @@ async fn expiry_keeps_counting_across_a_restart() {
         "an expired message was delivered"
     );
 }
+
+/// The will of a persistent session whose connection the crash cut is
+/// published after the restart, once its will delay has passed
+/// [MQTT-3.1.2-8], [MQTT-3.1.3-9].
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn will_of_a_cut_session_survives_kill9() {
+    use rumqttc::v5::mqttbytes::v5::{LastWill, LastWillProperties, Packet as P5};
+    use rumqttc::v5::mqttbytes::QoS as Q5;
+    use rumqttc::v5::{AsyncClient as C5, Event as E5, MqttOptions as O5};
+
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let log = tmp.path().join("herald.log");
+    let herald = Herald::start(&data, &log);
+    v5_visit(herald.addr, "will-watch", 3600, true).await;
+
+    let mut o = O5::new("will-owner", "127.0.0.1", herald.addr.port());
+    o.set_clean_start(false);
+    o.set_session_expiry_interval(Some(60));
+    o.set_last_will(LastWill::new(
+        "exp/will",
+        "gone",
+        Q5::AtLeastOnce,
+        false,
+        Some(LastWillProperties {
+            delay_interval: Some(1),
+            payload_format_indicator: None,
+            message_expiry_interval: None,
+            content_type: None,
+            response_topic: None,
+            correlation_data: None,
+            user_properties: Vec::new(),
+        }),
+    ));
+    let (owner, mut ev) = C5::new(o, 10);
+    loop {
+        match tokio::time::timeout(DEADLINE, ev.poll()).await {
+            Ok(Ok(E5::Incoming(P5::ConnAck(_)))) => break,
+            Ok(Ok(_)) => {}
+            other => panic!("will-owner did not connect: {other:?}"),
+        }
+    }
+    herald.kill9();
+    drop((owner, ev));
+
+    let herald = Herald::start(&data, &log);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (present, got) = v5_visit(herald.addr, "will-watch", 3600, false).await;
+    assert!(present);
+    assert!(got.contains("gone"), "the will was not published: {got:?}");
+}
