@@ -12,7 +12,7 @@
 //!
 //! The database is the durable copy; [`MemState`] is loaded from it at open
 //! and is the working copy afterwards. Each command's writes are derived
-//! from the keys it touched (see [`Changes`]), read back from the working
+//! from the keys it touched (`mem::Changes`), read back from the working
 //! copy right after applying it, so the two never disagree on a key.
 
 use std::collections::{BTreeMap, HashMap};
