@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
 use bytestring::ByteString;
-use herald_storage::{Command, DropReason, Outcome, QueueLimits, Store, Target, Ticket};
+use herald_storage::{Command, DropReason, Outcome, Store, Target, Ticket};
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 
@@ -59,11 +59,10 @@ pub struct Routed {
 }
 
 impl Broker {
-    pub fn new(config: Config) -> Arc<Broker> {
-        let limits = QueueLimits {
-            max_messages: config.limits.max_queued_messages,
-            max_bytes: config.limits.max_queued_bytes,
-        };
+    /// The broker over `store` (opened by the server), with its sessions,
+    /// subscriptions and retained messages recovered from it. Must run on
+    /// a tokio runtime: recovered sessions get their expiry timers.
+    pub fn new(config: Config, store: Store) -> Arc<Broker> {
         let (shutdown, _) = watch::channel(false);
         let broker = Arc::new(Broker {
             config: Arc::new(config),
@@ -71,7 +70,7 @@ impl Broker {
             index: ShardedIndex::default(),
             retained: RwLock::new(RetainedTree::new()),
             registry: Mutex::new(HashMap::new()),
-            store: Store::in_memory(limits),
+            store,
             next_epoch: AtomicU64::new(1),
             shutdown,
             started: Instant::now(),
@@ -82,28 +81,89 @@ impl Broker {
     }
 
     /// Rebuilds the registry, the subscription index and the retained
-    /// messages from the store.
-    fn recover(&self) {
+    /// messages from the store, and re-arms the timers of the recovered
+    /// sessions: session expiry and will delay count from when the session
+    /// was disconnected (`disconnected_at_ms`), or from now for a session
+    /// whose connection the restart cut.
+    fn recover(self: &Arc<Self>) {
         for m in self.store.retained() {
             let msg = Arc::new(msg_from_stored(&m));
             self.retained.write().insert(&msg.topic.clone(), msg);
         }
-        let mut registry = self.registry.lock();
-        for record in self.store.sessions() {
-            let handle = SessionHandle::new(Arc::from(record.client_id.as_str()));
-            {
-                let mut st = handle.state.lock();
-                st.persistent = true;
-                // Whatever was queued before the restart may have been sent.
-                st.sent_up_to = record.next_seq.saturating_sub(1);
-                for (filter, sub) in &record.subscriptions {
-                    let opts = SubOpts::from_byte(sub.options, sub.identifier);
-                    self.index_insert(filter, &handle, opts.clone());
-                    st.subscriptions.insert(filter.clone(), opts);
-                }
+        let now = now_ms();
+        let mut max_epoch = 0;
+        let mut timers = Vec::new();
+        {
+            let mut registry = self.registry.lock();
+            for record in self.store.sessions() {
+                max_epoch = max_epoch.max(record.connected_epoch.unwrap_or(0));
+                let handle = SessionHandle::new(Arc::from(record.client_id.as_str()));
+                let epoch = {
+                    let mut st = handle.state.lock();
+                    st.persistent = true;
+                    // Whatever was queued before the restart may have been sent.
+                    st.sent_up_to = record.next_seq.saturating_sub(1);
+                    for (filter, sub) in &record.subscriptions {
+                        let opts = SubOpts::from_byte(sub.options, sub.identifier);
+                        self.index_insert(filter, &handle, opts.clone());
+                        st.subscriptions.insert(filter.clone(), opts);
+                    }
+                    st.epoch
+                };
+                let away_ms = now.saturating_sub(record.disconnected_at_ms.unwrap_or(now));
+                let left = |secs: u32| {
+                    Duration::from_millis((u64::from(secs) * 1000).saturating_sub(away_ms))
+                };
+                timers.push((
+                    Arc::clone(&handle),
+                    epoch,
+                    (record.expiry_secs != u32::MAX).then(|| left(record.expiry_secs)),
+                    record.will.map(|w| (w.message, left(w.delay_secs))),
+                ));
+                registry.insert(Arc::clone(&handle.client_id), handle);
             }
-            registry.insert(Arc::clone(&handle.client_id), handle);
         }
+        // New connections take epochs above every stored owner's.
+        self.next_epoch.store(max_epoch + 1, Ordering::Relaxed);
+        for (handle, epoch, expiry, will) in timers {
+            if let Some((message, delay)) = will {
+                self.schedule_recovered_will(Arc::clone(&handle), epoch, message, delay);
+            }
+            if let Some(after) = expiry {
+                self.schedule_expiry_after(handle, epoch, after);
+            }
+        }
+    }
+
+    /// Publishes the stored will of a recovered session after `delay`,
+    /// unless its client came back first [MQTT-3.1.3-9].
+    fn schedule_recovered_will(
+        self: &Arc<Self>,
+        handle: Arc<SessionHandle>,
+        epoch: u64,
+        will: herald_storage::Message,
+        delay: Duration,
+    ) {
+        let broker = Arc::clone(self);
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let still_offline = {
+                let st = handle.state.lock();
+                st.link.is_none() && st.epoch == epoch && !st.ended
+            };
+            if still_offline {
+                Stats::inc(&broker.stats.wills_published);
+                let _ = broker.publish(Arc::new(msg_from_stored(&will)), None);
+                let _ = broker.store.submit_one(Command::ClearWill {
+                    client_id: handle.client_id.to_string(),
+                });
+            }
+        });
+    }
+
+    /// The durable store (for health: [`Store::is_healthy`]).
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
     pub fn topic_limits(&self) -> TopicLimits {
@@ -359,7 +419,7 @@ impl Broker {
 
     /// Ready for clients: not shutting down and storage healthy.
     pub fn is_ready(&self) -> bool {
-        !*self.shutdown.borrow()
+        !*self.shutdown.borrow() && self.store.is_healthy()
     }
 
     /// Arms the expiry of a session that went offline with `epoch`.
@@ -372,9 +432,19 @@ impl Broker {
         if secs == u32::MAX {
             return;
         }
+        self.schedule_expiry_after(handle, epoch, Duration::from_secs(u64::from(secs)));
+    }
+
+    /// Ends the session after `after` unless a connection took it meanwhile.
+    fn schedule_expiry_after(
+        self: &Arc<Self>,
+        handle: Arc<SessionHandle>,
+        epoch: u64,
+        after: Duration,
+    ) {
         let broker = Arc::clone(self);
         tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_secs(u64::from(secs))).await;
+            tokio::time::sleep(after).await;
             let expired = {
                 let st = handle.state.lock();
                 st.link.is_none() && st.epoch == epoch && !st.ended

@@ -19,6 +19,7 @@ pub struct Config {
     pub limits: Limits,
     pub mqtt: MqttConfig,
     pub admin: AdminConfig,
+    pub storage: StorageConfig,
 }
 
 /// The admin HTTP listener and `$SYS`.
@@ -40,6 +41,23 @@ impl Default for AdminConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 9883)),
             sys_interval_secs: 10,
         }
+    }
+}
+
+/// The durable store (RocksDB under `<data_dir>/db`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Sync every group write to disk before acknowledging (PUBACK, PUBREC,
+    /// CONNACK of a persistent session). `false` acknowledges once the
+    /// write reached the operating system: it survives the broker being
+    /// killed, but not a power loss or a kernel crash.
+    pub sync: bool,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig { sync: true }
     }
 }
 
@@ -97,6 +115,7 @@ impl Default for Config {
             limits: Limits::default(),
             mqtt: MqttConfig::default(),
             admin: AdminConfig::default(),
+            storage: StorageConfig::default(),
         }
     }
 }
@@ -224,6 +243,14 @@ mod tests {
         let parsed: Config = toml::from_str(&text).expect("default TOML parses");
         assert_eq!(parsed, Config::default());
         parsed.validate().expect("defaults are valid");
+    }
+
+    #[test]
+    fn storage_syncs_unless_told_otherwise() {
+        assert!(Config::default().storage.sync);
+        let c: Config = toml::from_str("[storage]\nsync = false\n").expect("parses");
+        assert!(!c.storage.sync);
+        assert!(toml::from_str::<Config>("[storage]\nfsync = false\n").is_err());
     }
 
     #[test]

@@ -72,6 +72,9 @@ pub enum Close {
     Shutdown,
     /// No CONNECT within `connect_timeout_secs`.
     ConnectTimeout,
+    /// The store failed to make a QoS 1/2 message durable (3.x, which has
+    /// no failure code to acknowledge with).
+    StoreFailed,
 }
 
 impl Close {
@@ -87,6 +90,7 @@ impl Close {
             Close::Takeover => Some(reason::SESSION_TAKEN_OVER),
             Close::SlowConsumer => Some(reason::QUOTA_EXCEEDED),
             Close::Shutdown => Some(reason::SERVER_SHUTTING_DOWN),
+            Close::StoreFailed => Some(reason::UNSPECIFIED_ERROR),
         }
     }
 
@@ -107,6 +111,7 @@ impl Close {
             Close::SlowConsumer => "slow_consumer",
             Close::Shutdown => "shutdown",
             Close::ConnectTimeout => "connect_timeout",
+            Close::StoreFailed => "store_failed",
         }
     }
 
@@ -122,6 +127,7 @@ impl Close {
             Close::SlowConsumer => 6,
             Close::Shutdown => 7,
             Close::ConnectTimeout => 8,
+            Close::StoreFailed => 9,
         }
     }
 }
@@ -442,6 +448,16 @@ impl Connection {
                 now_ms: now_ms(),
             });
             if ticket.wait().await.is_err() {
+                // The store cannot keep the session: refuse it, and let go
+                // of the handle (a session that existed stays, offline).
+                if resumed.is_some() {
+                    let mut st = handle.state.lock();
+                    if st.link.as_ref().is_some_and(|l| l.epoch == self.epoch) {
+                        st.link = None;
+                    }
+                } else {
+                    self.broker.end_session(&handle);
+                }
                 return Err(self.refuse(reason::SERVER_UNAVAILABLE, connack_v3::SERVER_UNAVAILABLE));
             }
             if let Outcome::Opened {
@@ -947,8 +963,11 @@ impl Connection {
             received_at: Instant::now(),
         });
         let routed = self.broker.publish(msg, handle_id);
-        let mut durable_ok = routed.ticket.wait().await.is_ok();
-        if p.qos == QoS::ExactlyOnce {
+        // PUBACK/PUBREC only once every durable effect is synced
+        // (DESIGN 4.1); a failed store acknowledges no QoS 1/2 at all.
+        let mut durable_ok = routed.ticket.wait().await.is_ok()
+            && (p.qos == QoS::AtMostOnce || self.broker.store.is_healthy());
+        if p.qos == QoS::ExactlyOnce && durable_ok {
             self.inbound_qos2.insert(packet_id);
             if self.persistent {
                 let (_, t) = self.broker.store.submit_one(Command::InboundQos2 {
@@ -958,6 +977,11 @@ impl Connection {
                 });
                 durable_ok &= t.wait().await.is_ok();
             }
+        }
+        if !durable_ok && p.qos != QoS::AtMostOnce && !self.v5() {
+            // 3.x has no failure code for PUBACK/PUBREC: close without one,
+            // so the client publishes again elsewhere or later.
+            return Err(Close::StoreFailed);
         }
         let code = if !durable_ok {
             reason::UNSPECIFIED_ERROR

@@ -8,6 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use herald_storage::{OpenError, QueueLimits, Store};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -37,6 +38,10 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    /// The store under `<data_dir>/db` cannot be used (the message names
+    /// the database and the cause).
+    #[error(transparent)]
+    Store(#[from] OpenError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -56,10 +61,18 @@ pub struct Server {
 }
 
 impl Server {
-    /// Validates the config, locks the data directory and binds the listener.
+    /// Validates the config, locks the data directory, opens and loads the
+    /// store (`<data_dir>/db`) and binds the listener. A store that cannot
+    /// be opened is an error: the broker never starts empty over data.
     pub async fn bind(config: Config) -> Result<Server, StartError> {
         config.validate()?;
         let lock = lock_data_dir(&config.data_dir)?;
+        let limits = QueueLimits {
+            max_messages: config.limits.max_queued_messages,
+            max_bytes: config.limits.max_queued_bytes,
+        };
+        // Loading blocks this thread for a moment; nothing else runs yet.
+        let store = Store::open(&config.data_dir.join("db"), limits, config.storage.sync)?;
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -80,7 +93,7 @@ impl Server {
         // The recorder must exist before the broker creates its histograms.
         crate::metrics::install();
         Ok(Server {
-            broker: Broker::new(config),
+            broker: Broker::new(config, store),
             listener,
             admin,
             _lock: lock,

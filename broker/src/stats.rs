@@ -51,7 +51,7 @@ pub fn packet_index(p: &Packet) -> usize {
 }
 
 /// Why a connection closed, for `herald_connections_closed_total{reason}`.
-pub const CLOSE_REASONS: [&str; 9] = [
+pub const CLOSE_REASONS: [&str; 10] = [
     "client_disconnect",
     "peer_closed",
     "io_error",
@@ -61,6 +61,7 @@ pub const CLOSE_REASONS: [&str; 9] = [
     "slow_consumer",
     "shutdown",
     "connect_timeout",
+    "store_failed",
 ];
 
 /// Why a message was dropped, for `herald_messages_dropped_total{reason}`.
@@ -118,7 +119,7 @@ pub struct Stats {
     pub packets_sent: [AtomicU64; 15],
     pub bytes_received: [AtomicU64; 15],
     pub bytes_sent: [AtomicU64; 15],
-    pub closed: [AtomicU64; 9],
+    pub closed: [AtomicU64; 10],
     /// Application messages received, by QoS.
     pub received_by_qos: [AtomicU64; 3],
     /// Application messages delivered (written to a client), by QoS.

@@ -20,6 +20,9 @@ pub fn run_all(make: &dyn Fn(QueueLimits) -> Store) {
     inbound_qos2_ids(make);
     retained_set_replace_delete(make);
     same_commands_same_state(make);
+    bodies_go_with_the_last_reference(make);
+    indexed_apply_skips_what_was_applied(make);
+    tickets_complete(make);
 }
 
 /// Applies one command; the in-process contract checks state, not durability.
@@ -329,6 +332,91 @@ fn same_commands_same_state(make: &dyn Fn(QueueLimits) -> Store) {
     s1.sort_by(|a, b| a.client_id.cmp(&b.client_id));
     s2.sort_by(|a, b| a.client_id.cmp(&b.client_id));
     assert_eq!(s1, s2);
+}
+
+fn bodies_go_with_the_last_reference(make: &dyn Fn(QueueLimits) -> Store) {
+    let s = make(QueueLimits::default());
+    apply(&s, open("a", 1, false));
+    apply(&s, open("b", 2, false));
+    apply(
+        &s,
+        Command::Publish {
+            message: msg("t", "shared"),
+            targets: vec![target("a"), target("b")],
+        },
+    );
+    // A publish that reaches no queue stores no body.
+    apply(
+        &s,
+        Command::Publish {
+            message: msg("t", "lost"),
+            targets: vec![target("nobody")],
+        },
+    );
+    assert_eq!(s.message_bodies(), 1);
+    apply(
+        &s,
+        Command::Ack {
+            client_id: "a".into(),
+            seq: 1,
+        },
+    );
+    assert_eq!(s.message_bodies(), 1, "b still holds the body");
+    // Ending a session releases what its queue held.
+    apply(
+        &s,
+        Command::Discard {
+            client_id: "b".into(),
+        },
+    );
+    assert_eq!(s.message_bodies(), 0);
+}
+
+fn indexed_apply_skips_what_was_applied(make: &dyn Fn(QueueLimits) -> Store) {
+    let s = make(QueueLimits::default());
+    let publish = Command::Publish {
+        message: msg("t", "x"),
+        targets: vec![target("c")],
+    };
+    let (o, t) = s.apply_indexed(10, open("c", 1, false));
+    assert!(o.is_some());
+    t.wait_blocking().expect("durable");
+    let (o, _) = s.apply_indexed(11, publish.clone());
+    assert_eq!(o.map(|o| appended(&o)), Some(vec![Ok(1)]));
+    // The same command again (a log replayed after a restart): skipped.
+    let (o, t) = s.apply_indexed(11, publish.clone());
+    assert_eq!(o, None);
+    t.wait_blocking()
+        .expect("a skipped command is durable already");
+    let (o, _) = s.apply_indexed(5, open("c", 9, true));
+    assert_eq!(o, None);
+    assert_eq!(s.last_applied(), 11);
+    let c = s.session("c").expect("c");
+    assert_eq!(c.queue.len(), 1, "applying twice appended once");
+    assert_eq!(c.connected_epoch, Some(1), "the old open was not reapplied");
+    // Local submissions take the next indexes.
+    let _ = s.submit_one(publish);
+    assert_eq!(s.last_applied(), 12);
+}
+
+fn tickets_complete(make: &dyn Fn(QueueLimits) -> Store) {
+    let s = make(QueueLimits::default());
+    assert!(s.is_healthy());
+    let mut tickets = Vec::new();
+    for i in 0..50 {
+        let (_, t) = s.submit(vec![
+            open(&format!("c{i}"), i, false),
+            Command::Publish {
+                message: msg("t", "x"),
+                targets: vec![target(&format!("c{i}"))],
+            },
+        ]);
+        tickets.push(t);
+    }
+    for t in tickets {
+        t.wait_blocking().expect("every batch becomes durable");
+    }
+    assert!(s.is_healthy());
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! The state machine, in memory.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -26,6 +26,30 @@ impl Default for QueueLimits {
     }
 }
 
+/// A message body shared by the queue entries that hold it.
+#[derive(Debug, Clone)]
+pub(crate) struct StoredBody {
+    pub(crate) message: Arc<Message>,
+    /// Queue entries referring to it; the body goes when this reaches 0.
+    pub(crate) refs: u32,
+}
+
+/// The keys a command touched, so a persistent store can write exactly its
+/// change: each is written as it now is in the state, or deleted if gone.
+#[derive(Debug, Default)]
+pub(crate) struct Changes {
+    /// Sessions whose record (without the queue) changed or went.
+    pub(crate) sessions: BTreeSet<String>,
+    /// Queue entries added, changed or removed.
+    pub(crate) queue: BTreeSet<(String, u64)>,
+    /// Message bodies added, whose reference count changed, or removed.
+    pub(crate) messages: BTreeSet<u64>,
+    /// Retained topics set or deleted.
+    pub(crate) retained: BTreeSet<Bytes>,
+    /// The next message id advanced.
+    pub(crate) next_message_id: bool,
+}
+
 /// The durable state: sessions with their queues, and retained messages.
 #[derive(Debug)]
 pub struct MemState {
@@ -34,6 +58,10 @@ pub struct MemState {
     /// Queued bytes per session, kept alongside so limits cost O(1).
     queued_bytes: HashMap<String, usize>,
     retained: BTreeMap<Bytes, Message>,
+    /// Message bodies held by queues, by id, with their reference counts.
+    messages: HashMap<u64, StoredBody>,
+    /// Id of the next message body stored; ids are never reused.
+    next_message_id: u64,
 }
 
 impl MemState {
@@ -43,7 +71,49 @@ impl MemState {
             sessions: HashMap::new(),
             queued_bytes: HashMap::new(),
             retained: BTreeMap::new(),
+            messages: HashMap::new(),
+            next_message_id: 1,
         }
+    }
+
+    /// A state rebuilt from stored parts (a store loading from disk). Queue
+    /// entries must already share the bodies in `messages`.
+    pub(crate) fn restore(
+        limits: QueueLimits,
+        sessions: HashMap<String, SessionRecord>,
+        retained: BTreeMap<Bytes, Message>,
+        messages: HashMap<u64, StoredBody>,
+        next_message_id: u64,
+    ) -> MemState {
+        let queued_bytes = sessions
+            .iter()
+            .map(|(id, r)| (id.clone(), r.queued_bytes()))
+            .collect();
+        MemState {
+            limits,
+            sessions,
+            queued_bytes,
+            retained,
+            messages,
+            next_message_id,
+        }
+    }
+
+    pub(crate) fn body(&self, id: u64) -> Option<&StoredBody> {
+        self.messages.get(&id)
+    }
+
+    pub(crate) fn next_message_id(&self) -> u64 {
+        self.next_message_id
+    }
+
+    pub(crate) fn retained_message(&self, topic: &[u8]) -> Option<&Message> {
+        self.retained.get(topic)
+    }
+
+    /// Number of distinct message bodies held by queues.
+    pub fn stored_bodies(&self) -> usize {
+        self.messages.len()
     }
 
     pub fn sessions(&self) -> impl Iterator<Item = &SessionRecord> {
@@ -58,13 +128,37 @@ impl MemState {
         self.retained.values()
     }
 
-    fn remove_session(&mut self, client_id: &str) -> bool {
+    fn remove_session(&mut self, client_id: &str, ch: &mut Changes) -> bool {
         self.queued_bytes.remove(client_id);
-        self.sessions.remove(client_id).is_some()
+        let Some(record) = self.sessions.remove(client_id) else {
+            return false;
+        };
+        ch.sessions.insert(client_id.to_owned());
+        for entry in record.queue.values() {
+            ch.queue.insert((client_id.to_owned(), entry.seq));
+            self.release(entry.message_id, ch);
+        }
+        true
+    }
+
+    /// Drops one reference to a message body; the body goes with the last.
+    fn release(&mut self, id: u64, ch: &mut Changes) {
+        ch.messages.insert(id);
+        if let Some(body) = self.messages.get_mut(&id) {
+            body.refs = body.refs.saturating_sub(1);
+            if body.refs == 0 {
+                self.messages.remove(&id);
+            }
+        }
     }
 
     /// Applies one command.
     pub fn apply(&mut self, command: Command) -> Outcome {
+        self.apply_tracked(command, &mut Changes::default())
+    }
+
+    /// Applies one command and records the keys it touched in `ch`.
+    pub(crate) fn apply_tracked(&mut self, command: Command, ch: &mut Changes) -> Outcome {
         match command {
             Command::Open {
                 client_id,
@@ -76,8 +170,9 @@ impl MemState {
                 now_ms: _,
             } => {
                 if clean_start {
-                    self.remove_session(&client_id);
+                    self.remove_session(&client_id, ch);
                 }
+                ch.sessions.insert(client_id.clone());
                 let session_present = self.sessions.contains_key(&client_id);
                 let record =
                     self.sessions
@@ -117,12 +212,13 @@ impl MemState {
                     };
                 }
                 if expiry_secs == 0 {
-                    self.remove_session(&client_id);
+                    self.remove_session(&client_id, ch);
                     return Outcome::Closed {
                         removed: true,
                         owned: true,
                     };
                 }
+                ch.sessions.insert(client_id.clone());
                 record.connected_epoch = None;
                 record.disconnected_at_ms = Some(now_ms);
                 record.expiry_secs = expiry_secs;
@@ -133,13 +229,14 @@ impl MemState {
                 }
             }
             Command::Discard { client_id } => Outcome::Done {
-                existed: self.remove_session(&client_id),
+                existed: self.remove_session(&client_id, ch),
             },
             Command::Subscribe {
                 client_id,
                 filter,
                 subscription,
             } => {
+                ch.sessions.insert(client_id.clone());
                 let existed = self
                     .sessions
                     .get_mut(&client_id)
@@ -148,6 +245,7 @@ impl MemState {
                 Outcome::Done { existed }
             }
             Command::Unsubscribe { client_id, filter } => {
+                ch.sessions.insert(client_id.clone());
                 let existed = self
                     .sessions
                     .get_mut(&client_id)
@@ -158,14 +256,16 @@ impl MemState {
             Command::Publish { message, targets } => {
                 let size = message.size();
                 let message = Arc::new(message);
-                let appended = targets
+                let message_id = self.next_message_id;
+                let mut refs = 0u32;
+                let appended: Vec<_> = targets
                     .into_iter()
                     .map(|t| {
                         let record = self
                             .sessions
                             .get_mut(&t.client_id)
                             .ok_or(DropReason::NoSession)?;
-                        let bytes = self.queued_bytes.entry(t.client_id).or_insert(0);
+                        let bytes = self.queued_bytes.entry(t.client_id.clone()).or_insert(0);
                         if record.queue.len() >= self.limits.max_messages {
                             return Err(DropReason::QueueFullMessages);
                         }
@@ -175,10 +275,14 @@ impl MemState {
                         let seq = record.next_seq;
                         record.next_seq += 1;
                         *bytes += size;
+                        refs += 1;
+                        ch.sessions.insert(t.client_id.clone());
+                        ch.queue.insert((t.client_id, seq));
                         record.queue.insert(
                             seq,
                             QueueEntry {
                                 seq,
+                                message_id,
                                 message: Arc::clone(&message),
                                 qos: t.qos,
                                 retain: t.retain,
@@ -189,9 +293,17 @@ impl MemState {
                         Ok(seq)
                     })
                     .collect();
+                if refs > 0 {
+                    self.next_message_id += 1;
+                    ch.next_message_id = true;
+                    ch.messages.insert(message_id);
+                    self.messages
+                        .insert(message_id, StoredBody { message, refs });
+                }
                 Outcome::Published { appended }
             }
             Command::Retain { topic, message } => {
+                ch.retained.insert(topic.clone());
                 let existed = match message {
                     Some(m) => self.retained.insert(topic, m).is_some(),
                     None => self.retained.remove(&topic).is_some(),
@@ -208,6 +320,10 @@ impl MemState {
                 {
                     *bytes = bytes.saturating_sub(entry.message.size());
                 }
+                if let Some(entry) = &removed {
+                    ch.queue.insert((client_id, seq));
+                    self.release(entry.message_id, ch);
+                }
                 Outcome::Done {
                     existed: removed.is_some(),
                 }
@@ -220,6 +336,7 @@ impl MemState {
                 let existed = entry.is_some();
                 if let Some(entry) = entry {
                     entry.pubrec_received = true;
+                    ch.queue.insert((client_id, seq));
                 }
                 Outcome::Done { existed }
             }
@@ -228,6 +345,7 @@ impl MemState {
                 packet_id,
                 received,
             } => {
+                ch.sessions.insert(client_id.clone());
                 let existed = self
                     .sessions
                     .get_mut(&client_id)
@@ -242,6 +360,7 @@ impl MemState {
                 Outcome::Done { existed }
             }
             Command::ClearWill { client_id } => {
+                ch.sessions.insert(client_id.clone());
                 let existed = self
                     .sessions
                     .get_mut(&client_id)

@@ -62,6 +62,9 @@ pub struct QueueEntry {
     /// Position in the session's queue; also determines the packet
     /// identifier used to deliver it, so resending after a resume reuses it.
     pub seq: u64,
+    /// Identifier of the shared body in the state's message table
+    /// (assigned deterministically, in command order).
+    pub message_id: u64,
     pub message: Arc<Message>,
     /// QoS granted for this delivery (min of published and subscribed).
     pub qos: u8,
