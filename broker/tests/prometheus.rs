@@ -793,3 +793,26 @@ async fn live(bin: PathBuf, tool: PathBuf) {
     drop(prom);
     srv.stop().await;
 }
+
+/// The README's alert table lists exactly the rules in the alerts file.
+#[test]
+fn readme_lists_every_alert() {
+    let rules = std::fs::read_to_string(rules_path()).expect("rules readable");
+    let defined: BTreeSet<&str> = rules
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("- alert:"))
+        .map(str::trim)
+        .collect();
+    let readme = include_str!("../../README.md");
+    let listed: BTreeSet<&str> = readme
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `Herald"))
+        .filter_map(|l| l.split('`').next())
+        .collect();
+    let defined: BTreeSet<&str> = defined
+        .iter()
+        .filter_map(|a| a.strip_prefix("Herald"))
+        .collect();
+    assert!(!defined.is_empty(), "no alerts found in the rules file");
+    assert_eq!(listed, defined, "README alert table is out of date");
+}
