@@ -65,6 +65,12 @@ pub const DEFS: &[Def] = &[
         "Seconds since the broker started.",
     ),
     def(
+        "herald_ready",
+        Kind::Gauge,
+        &[],
+        "1 while the broker is ready (what /health/ready answers 200 for), else 0.",
+    ),
+    def(
         "herald_connections",
         Kind::Gauge,
         &[],
@@ -236,6 +242,7 @@ fn export(broker: &Broker) {
     let get = Stats::get;
     gauge!("herald_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     gauge!("herald_uptime_seconds").set(broker.started.elapsed().as_secs_f64());
+    gauge!("herald_ready").set(if broker.is_ready() { 1.0 } else { 0.0 });
     gauge!("herald_connections").set(get(&s.connections_current) as f64);
     counter!("herald_connections_accepted_total").absolute(get(&s.connections_accepted));
     counter!("herald_connections_refused_total", "reason" => "limit")
