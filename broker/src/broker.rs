@@ -23,7 +23,7 @@ use tokio::sync::watch;
 use crate::codec::{self, Packet, ProtocolVersion, Publish, PublishProperties, QoS};
 use crate::config::Config;
 use crate::retained::RetainedTree;
-use crate::session::{Delivery, Msg, Pushed, SessionHandle, SessionKey, SubOpts};
+use crate::session::{Congestion, Delivery, Msg, Pushed, SessionHandle, SessionKey, SubOpts};
 use crate::stats::{Drop, Stats};
 use crate::topic::TopicLimits;
 use crate::trie::ShardedIndex;
@@ -56,6 +56,13 @@ pub struct Routed {
     pub matched: usize,
     /// Completes when every durable effect is durable.
     pub ticket: Ticket,
+    /// Connections this message left above their high-water mark: a
+    /// QoS 1/2 publisher pauses until they drain (backpressure), so nothing
+    /// it was acknowledged for has to be dropped.
+    pub congested: Vec<Congestion>,
+    /// A persistent session's stored queue was full and refused the
+    /// message (5.0 publishers get PUBACK/PUBREC 0x97).
+    pub refused: bool,
 }
 
 impl Broker {
@@ -286,6 +293,7 @@ impl Broker {
         });
 
         let matched = targets.len();
+        let mut congested = Vec::new();
         let mut durable: Vec<(SessionKey, Target, Delivery)> = Vec::new();
         for (key, opts, sub_ids) in targets {
             let delivery = Delivery {
@@ -298,6 +306,7 @@ impl Broker {
             // One lock of the session decides and, when it can, delivers.
             match key.0.push_unless_durable(delivery) {
                 Ok(Pushed::SlowConsumer) => self.stats.dropped(Drop::SlowConsumer),
+                Ok(Pushed::Congested(c)) => congested.push(c),
                 Ok(Pushed::Offline) if msg.qos == QoS::AtMostOnce => {
                     self.stats.dropped(Drop::OfflineQos0)
                 }
@@ -314,12 +323,18 @@ impl Broker {
                 )),
             }
         }
+        let mut refused = false;
         let ticket = if durable.is_empty() && commands.is_empty() {
             Ticket::ready()
         } else {
-            self.publish_durable(&msg, durable, commands)
+            self.publish_durable(&msg, durable, commands, &mut congested, &mut refused)
         };
-        Routed { matched, ticket }
+        Routed {
+            matched,
+            ticket,
+            congested,
+            refused,
+        }
     }
 
     /// Appends a message to persistent sessions' queues (and applies any
@@ -329,6 +344,8 @@ impl Broker {
         msg: &Arc<Msg>,
         mut durable: Vec<(SessionKey, Target, Delivery)>,
         mut commands: Vec<Command>,
+        congested: &mut Vec<Congestion>,
+        refused: &mut bool,
     ) -> Ticket {
         let has_targets = !durable.is_empty();
         if has_targets {
@@ -350,20 +367,31 @@ impl Broker {
                 match result {
                     Ok(seq) => {
                         delivery.seq = Some(*seq);
-                        self.hand_over(&key.0, delivery);
+                        if let Some(c) = self.hand_over(&key.0, delivery) {
+                            congested.push(c);
+                        }
                     }
                     Err(DropReason::NoSession) => self.stats.dropped(Drop::NoSession),
-                    Err(_) => self.stats.dropped(Drop::QueueFull),
+                    Err(_) => {
+                        // The session's stored queue is full: the newest is
+                        // refused, and the publisher is told where it can be.
+                        *refused = true;
+                        self.stats.dropped(Drop::QueueFull)
+                    }
                 }
             }
         }
         ticket
     }
 
-    fn hand_over(&self, handle: &SessionHandle, delivery: Delivery) {
+    fn hand_over(&self, handle: &SessionHandle, delivery: Delivery) -> Option<Congestion> {
         match handle.push(delivery) {
-            Pushed::Sent | Pushed::Offline => {}
-            Pushed::SlowConsumer => self.stats.dropped(Drop::SlowConsumer),
+            Pushed::Sent | Pushed::Offline => None,
+            Pushed::Congested(c) => Some(c),
+            Pushed::SlowConsumer => {
+                self.stats.dropped(Drop::SlowConsumer);
+                None
+            }
         }
     }
 

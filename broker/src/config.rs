@@ -76,14 +76,20 @@ pub struct Limits {
     /// QoS 1/2 messages in flight per direction per client; sent to 5.0
     /// clients as Receive Maximum.
     pub max_inflight_messages: u16,
-    /// Messages waiting per session beyond the in-flight window (online or
-    /// offline); the newest is dropped, and counted, past this.
+    /// Messages in a persistent session's stored queue (online or offline);
+    /// past this the newest is refused and counted.
     pub max_queued_messages: usize,
-    /// Bytes of queued messages per session (topic + payload + properties).
+    /// Bytes of a persistent session's stored queue (topic + payload +
+    /// properties).
     pub max_queued_bytes: usize,
-    /// Bytes waiting to be written to one connection; a client that stops
-    /// reading past this is disconnected as a slow consumer.
+    /// Bytes waiting to be written to one connection. Past half of it, a
+    /// QoS 1/2 publisher sending to that connection pauses until it drains
+    /// to a quarter (backpressure: nothing acknowledged is dropped); a
+    /// client that lets it fill up is disconnected as a slow consumer.
     pub max_outbound_bytes: usize,
+    /// A connection that keeps publishers paused this long is disconnected
+    /// as a slow consumer.
+    pub slow_consumer_timeout_secs: u64,
     /// Longest topic name or filter, in bytes.
     pub max_topic_length_bytes: usize,
     /// Most levels in a topic name or filter.
@@ -130,6 +136,7 @@ impl Default for Limits {
             max_queued_messages: 10_000,
             max_queued_bytes: 64 * 1024 * 1024,
             max_outbound_bytes: 8 * 1024 * 1024,
+            slow_consumer_timeout_secs: 30,
             max_topic_length_bytes: 65_535,
             max_topic_levels: 128,
             max_subscriptions_per_client: 1_000,
@@ -213,6 +220,9 @@ impl Config {
                 "limits.max_queued_messages",
                 "queue limits must be at least 1",
             );
+        }
+        if l.slow_consumer_timeout_secs == 0 {
+            return invalid("limits.slow_consumer_timeout_secs", "must be at least 1");
         }
         if l.max_outbound_bytes < 1024 {
             return invalid("limits.max_outbound_bytes", "must be at least 1024");

@@ -26,7 +26,7 @@ use herald_storage::{Command, Outcome, SessionRecord, Subscription, Will as Stor
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tracing::debug;
 
 use crate::broker::{msg_from_stored, msg_to_stored, now_ms, Broker};
@@ -36,7 +36,7 @@ use crate::codec::{
     ReasonProperties, SubAck, Subscribe, UnsubAck, Unsubscribe,
 };
 use crate::session::{
-    packet_id_for, ConnLink, Delivery, Kick, KickSignal, Msg, SessionHandle, SubOpts,
+    packet_id_for, Congestion, ConnLink, Delivery, Kick, KickSignal, Msg, SessionHandle, SubOpts,
 };
 use crate::stats::{packet_index, Drop, Stats};
 use crate::topic;
@@ -184,6 +184,9 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
         sent_up_to: 0,
         mailbox: None,
         queued_bytes: Arc::new(AtomicUsize::new(0)),
+        drained: Arc::new(Notify::new()),
+        paused: Vec::new(),
+        paused_since: tokio::time::Instant::now(),
         kick: Arc::new(KickSignal::default()),
         done_rx,
         peer,
@@ -239,7 +242,14 @@ struct Connection {
     /// session when it closes).
     sent_up_to: u64,
     mailbox: Option<mpsc::UnboundedReceiver<Delivery>>,
+    /// Bytes handed to this connection and not yet written or dropped
+    /// (mailbox and pending queue).
     queued_bytes: Arc<AtomicUsize>,
+    /// Notified when `queued_bytes` drains to the low-water mark.
+    drained: Arc<Notify>,
+    /// Congested connections this publisher waits for before reading on.
+    paused: Vec<Congestion>,
+    paused_since: tokio::time::Instant,
     kick: Arc<KickSignal>,
     done_rx: tokio::sync::watch::Receiver<()>,
     peer: SocketAddr,
@@ -564,7 +574,27 @@ impl Connection {
             max_bytes: self.limits().max_outbound_bytes,
             kick: Arc::clone(&self.kick),
             done: self.done_rx.clone(),
+            drained: Arc::clone(&self.drained),
+            high_water: self.limits().max_outbound_bytes / 2,
+            low_water: self.limits().max_outbound_bytes / 4,
         }
+    }
+
+    /// Bytes of a delivery that left the queue (written, dropped or
+    /// ignored): wakes paused publishers when the queue has drained.
+    fn release(&self, bytes: usize) {
+        let before = self.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
+        let low = self.limits().max_outbound_bytes / 4;
+        if before > low && before.saturating_sub(bytes) <= low {
+            self.drained.notify_waiters();
+        }
+    }
+
+    /// A delivery that did not come through the mailbox (resumed queue,
+    /// retained on subscribe) is counted like one.
+    fn deliver_counted(&mut self, d: Delivery) {
+        self.queued_bytes.fetch_add(d.msg.size(), Ordering::AcqRel);
+        self.deliver(d);
     }
 
     /// Restores in-flight and queued messages of a resumed session.
@@ -603,6 +633,8 @@ impl Connection {
                     },
                 );
             } else {
+                self.queued_bytes
+                    .fetch_add(delivery.msg.size(), Ordering::AcqRel);
                 self.pending.push_back(delivery);
             }
         }
@@ -639,9 +671,10 @@ impl Connection {
         let far = Duration::from_secs(86_400 * 365);
         let sleep = tokio::time::sleep(keep_alive.unwrap_or(far));
         tokio::pin!(sleep);
-        let max_packet = self.limits().max_packet_size_bytes;
+        let stall_limit = Duration::from_secs(self.limits().slow_consumer_timeout_secs);
         loop {
             let room = self.wbuf.len() < HIGH_WATER_BYTES;
+            let paused = !self.paused.is_empty();
             tokio::select! {
                 biased;
                 _ = kick.notify.notified() => {
@@ -657,7 +690,7 @@ impl Connection {
                         return Close::Io;
                     }
                 }
-                res = read_into(&mut self.rd, &mut self.rbuf), if room => {
+                res = read_into(&mut self.rd, &mut self.rbuf), if room && !paused => {
                     match res {
                         Ok(0) => return Close::PeerClosed,
                         Ok(_) => {}
@@ -666,18 +699,25 @@ impl Connection {
                     if let Some(ka) = keep_alive {
                         sleep.as_mut().reset(tokio::time::Instant::now() + ka);
                     }
-                    loop {
-                        let before = self.rbuf.len();
-                        match codec::decode(&mut self.rbuf, Some(self.version), max_packet) {
-                            Ok(Some(packet)) => {
-                                self.count_in(&packet, before - self.rbuf.len());
-                                if let Err(close) = self.on_packet(packet).await {
-                                    return close;
-                                }
-                            }
-                            Ok(None) => break,
-                            Err(e) => return self.protocol_error(e.reason_code()),
-                        }
+                    if let Err(close) = self.process_input().await {
+                        return close;
+                    }
+                }
+                // Backpressure: this publisher waits for the connections its
+                // QoS 1/2 messages congested; one that stays congested past
+                // `slow_consumer_timeout_secs` is disconnected as a slow consumer.
+                stuck = wait_drained(&self.paused, self.paused_since + stall_limit), if paused => {
+                    if let Err(i) = stuck {
+                        self.paused[i].kick.kick(Kick::SlowConsumer);
+                    }
+                    self.paused.clear();
+                    // The client was not read meanwhile: its keep alive
+                    // counts from now.
+                    if let Some(ka) = keep_alive {
+                        sleep.as_mut().reset(tokio::time::Instant::now() + ka);
+                    }
+                    if let Err(close) = self.process_input().await {
+                        return close;
                     }
                 }
                 d = mailbox.recv(), if room => {
@@ -690,7 +730,7 @@ impl Connection {
                         }
                     }
                 }
-                _ = &mut sleep, if keep_alive.is_some() => {
+                _ = &mut sleep, if keep_alive.is_some() && !paused => {
                     Stats::inc(&self.broker.stats.keep_alive_timeouts);
                     return Close::KeepAliveTimeout;
                 }
@@ -714,11 +754,29 @@ impl Connection {
         }
     }
 
+    /// Decodes and handles the packets already read, until the buffer has
+    /// no complete packet or a publish paused this connection.
+    async fn process_input(&mut self) -> Result<(), Close> {
+        let max_packet = self.limits().max_packet_size_bytes;
+        while self.paused.is_empty() {
+            let before = self.rbuf.len();
+            match codec::decode(&mut self.rbuf, Some(self.version), max_packet) {
+                Ok(Some(packet)) => {
+                    self.count_in(&packet, before - self.rbuf.len());
+                    self.on_packet(packet).await?;
+                }
+                Ok(None) => break,
+                Err(e) => return Err(self.protocol_error(e.reason_code())),
+            }
+        }
+        Ok(())
+    }
+
     /// A delivery from the router.
     fn on_delivery(&mut self, d: Delivery) {
-        self.queued_bytes.fetch_sub(d.msg.size(), Ordering::AcqRel);
         if let Some(seq) = d.seq {
             if seq <= self.loaded_up_to {
+                self.release(d.msg.size());
                 return;
             }
         }
@@ -727,19 +785,20 @@ impl Connection {
 
     /// Sends a message now (QoS 0, or QoS 1/2 with room in the window) or
     /// queues it behind the window.
+    ///
+    /// Every delivery here is counted in `queued_bytes` until it is written
+    /// or dropped; QoS 1/2 ones are never dropped for want of room: the
+    /// bound is kept by pausing their publishers (backpressure).
     fn deliver(&mut self, d: Delivery) {
         if d.msg.is_expired(Instant::now()) {
             self.broker.stats.dropped(Drop::Expired);
             self.complete_stored(d.seq);
+            self.release(d.msg.size());
             return;
         }
         if d.qos == QoS::AtMostOnce {
             self.write_publish(&d, None, false);
-            return;
-        }
-        if d.seq.is_none() && self.pending.len() >= self.limits().max_queued_messages {
-            // Non-persistent session over its queue bound: the newest is dropped.
-            self.broker.stats.dropped(Drop::QueueFull);
+            self.release(d.msg.size());
             return;
         }
         self.pending.push_back(d);
@@ -769,6 +828,7 @@ impl Connection {
             let Some(d) = self.pending.pop_front() else {
                 break;
             };
+            self.release(d.msg.size());
             if d.seq.is_none() {
                 self.next_seq += 1;
             }
@@ -983,8 +1043,18 @@ impl Connection {
             // so the client publishes again elsewhere or later.
             return Err(Close::StoreFailed);
         }
+        if p.qos != QoS::AtMostOnce && !routed.congested.is_empty() {
+            if self.paused.is_empty() {
+                self.paused_since = tokio::time::Instant::now();
+            }
+            self.paused.extend(routed.congested);
+        }
         let code = if !durable_ok {
             reason::UNSPECIFIED_ERROR
+        } else if routed.refused {
+            // A persistent subscriber's queue is full (the message was not
+            // queued for it): say so where the protocol can.
+            reason::QUOTA_EXCEEDED
         } else if routed.matched == 0 {
             reason::NO_MATCHING_SUBSCRIBERS
         } else {
@@ -1188,7 +1258,7 @@ impl Connection {
                 _ => return,
             }
         }
-        self.deliver(d);
+        self.deliver_counted(d);
     }
 
     async fn on_unsubscribe(&mut self, u: Unsubscribe) -> Result<(), Close> {
@@ -1279,6 +1349,10 @@ impl Connection {
             }
             st.sent_up_to = st.sent_up_to.max(self.sent_up_to);
         }
+        // Nothing more will be taken from this connection: release the
+        // publishers that wait for it to drain.
+        self.queued_bytes.store(0, Ordering::Release);
+        self.drained.notify_waiters();
         let will = if close.publishes_will() {
             self.will.take()
         } else {
@@ -1319,6 +1393,17 @@ impl Connection {
         }
         broker.schedule_expiry(handle, self.epoch, self.session_expiry);
     }
+}
+
+/// Waits until every congested connection has drained; `Err(i)` when
+/// `paused[i]` is still congested at `deadline`.
+async fn wait_drained(paused: &[Congestion], deadline: tokio::time::Instant) -> Result<(), usize> {
+    for (i, c) in paused.iter().enumerate() {
+        if tokio::time::timeout_at(deadline, c.wait()).await.is_err() {
+            return Err(i);
+        }
+    }
+    Ok(())
 }
 
 /// Reads more bytes into `buf`, growing it in chunks.

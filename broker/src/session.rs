@@ -120,6 +120,43 @@ pub struct ConnLink {
     /// Sees its sender dropped once the connection has finished closing, so a
     /// takeover can wait for the old connection's state to settle.
     pub done: tokio::sync::watch::Receiver<()>,
+    /// Notified when `queued_bytes` falls to `low_water` (or the connection
+    /// closes): publishers paused by backpressure resume.
+    pub drained: Arc<Notify>,
+    /// Above this many queued bytes a QoS 1/2 delivery makes its publisher
+    /// pause (backpressure) instead of the broker dropping anything.
+    pub high_water: usize,
+    pub low_water: usize,
+}
+
+/// What a publisher needs to wait for a congested connection to drain.
+#[derive(Debug, Clone)]
+pub struct Congestion {
+    pub queued_bytes: Arc<AtomicUsize>,
+    pub drained: Arc<Notify>,
+    pub low_water: usize,
+    pub kick: Arc<KickSignal>,
+}
+
+impl Congestion {
+    pub fn is_drained(&self) -> bool {
+        self.queued_bytes.load(Ordering::Acquire) <= self.low_water
+    }
+
+    /// Completes once the connection has drained to its low-water mark or
+    /// closed.
+    pub async fn wait(&self) {
+        loop {
+            let notified = self.drained.notified();
+            tokio::pin!(notified);
+            // Registered before the check, so a wake-up in between is kept.
+            notified.as_mut().enable();
+            if self.is_drained() {
+                return;
+            }
+            notified.await;
+        }
+    }
 }
 
 /// Asks a connection to close, with a reason.
@@ -149,9 +186,12 @@ impl KickSignal {
 }
 
 /// What happened to a delivery handed to a session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Pushed {
     Sent,
+    /// Sent, and the connection is now above its high-water mark: the
+    /// publisher of a QoS 1/2 message should pause until it drains.
+    Congested(Congestion),
     Offline,
     SlowConsumer,
 }
@@ -218,9 +258,18 @@ impl SessionHandle {
             link.kick.kick(Kick::SlowConsumer);
             return Pushed::SlowConsumer;
         }
+        let reliable = delivery.qos != QoS::AtMostOnce;
         if link.tx.send(delivery).is_err() {
             link.queued_bytes.fetch_sub(size, Ordering::AcqRel);
             return Pushed::Offline;
+        }
+        if reliable && queued + size > link.high_water {
+            return Pushed::Congested(Congestion {
+                queued_bytes: Arc::clone(&link.queued_bytes),
+                drained: Arc::clone(&link.drained),
+                low_water: link.low_water,
+                kick: Arc::clone(&link.kick),
+            });
         }
         Pushed::Sent
     }

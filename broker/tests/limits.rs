@@ -180,3 +180,116 @@ async fn topic_length_and_depth_limits_apply() {
     })
     .await;
 }
+
+/// Reads packets from a raw stream until `n` PUBLISH packets arrived,
+/// acknowledging QoS 1 ones; returns their payloads.
+async fn read_publishes(stream: &mut tokio::net::TcpStream, n: usize) -> Vec<Vec<u8>> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = bytes::BytesMut::new();
+    let mut got = Vec::new();
+    while got.len() < n {
+        while let Some(p) = herald::codec::decode_as_client(
+            &mut buf,
+            Some(herald::codec::ProtocolVersion::V3_1_1),
+            u32::MAX,
+        )
+        .expect("well-formed")
+        {
+            if let Packet::Publish(p) = p {
+                if let Some(id) = p.packet_id {
+                    stream.write_all(&wire::puback(id)).await.expect("puback");
+                }
+                got.push(p.payload.to_vec());
+            }
+        }
+        if got.len() >= n {
+            break;
+        }
+        let read = tokio::time::timeout(Duration::from_secs(10), stream.read_buf(&mut buf))
+            .await
+            .expect("delivery within 10 s")
+            .expect("read");
+        assert!(read > 0, "subscriber closed after {} messages", got.len());
+    }
+    got
+}
+
+/// Connects a raw 3.1.1 client and subscribes it at QoS 1.
+async fn raw_subscriber(srv: &TestServer, id: &str, filter: &str) -> tokio::net::TcpStream {
+    let mut sub = Raw::v311(srv.addr, id).await;
+    assert_eq!(sub.subscribe(1, &[(filter, 1)]).await, [1]);
+    sub.stream
+}
+
+#[tokio::test]
+async fn a_qos1_publisher_faster_than_its_subscriber_is_slowed_not_dropped() {
+    // DESIGN 4.6: nothing is dropped after an acknowledgement that promised
+    // delivery. A subscriber that reads late gets every message; the
+    // publisher is held back meanwhile (backpressure).
+    bounded(async {
+        let srv = TestServer::start_with(|c| c.limits.max_outbound_bytes = 64 * 1024).await;
+        let mut sub = raw_subscriber(&srv, "late-reader", "bp/t").await;
+        const N: usize = 2_000;
+        let addr = srv.addr;
+        let publisher = tokio::spawn(async move {
+            let mut p = Raw::v311(addr, "bp-pub").await;
+            let payload = vec![b'p'; 512];
+            for i in 0..N {
+                let id = (i % 60_000 + 1) as u16;
+                p.send(&wire::publish3("bp/t", 1, false, id, &payload))
+                    .await;
+            }
+            let mut acked = 0;
+            while acked < N {
+                match p.expect_packet().await {
+                    Packet::PubAck(_) => acked += 1,
+                    other => panic!("expected PUBACK, got {other:?}"),
+                }
+            }
+            acked
+        });
+        // Let the publisher run into the limit before reading anything:
+        // 2,000 × 512 bytes is far above the 64 KiB bound.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let got = read_publishes(&mut sub, N).await;
+        assert_eq!(got.len(), N);
+        assert_eq!(publisher.await.expect("publisher"), N);
+        assert_eq!(stat(&srv.broker.stats.dropped_queue_full), 0);
+        assert_eq!(stat(&srv.broker.stats.dropped_slow_consumer), 0);
+        assert_eq!(stat(&srv.broker.stats.slow_consumers), 0);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_stalled_qos1_subscriber_is_disconnected_and_its_publisher_resumes() {
+    bounded(async {
+        let srv = TestServer::start_with(|c| {
+            c.limits.max_outbound_bytes = 64 * 1024;
+            c.limits.slow_consumer_timeout_secs = 1;
+        })
+        .await;
+        // Subscribes, then never reads again.
+        let socket = TcpSocket::new_v4().expect("socket");
+        socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+        let stream = socket.connect(srv.addr).await.expect("connect");
+        let mut stalled = Raw::from_stream(stream);
+        stalled.send(&Connect::v311("stalled").bytes()).await;
+        assert!(matches!(stalled.expect_packet().await, Packet::ConnAck(a) if a.code == 0));
+        assert_eq!(stalled.subscribe(1, &[("st/t", 1)]).await, [1]);
+        // A healthy subscriber on the same topic.
+        let mut healthy = raw_subscriber(&srv, "healthy", "st/t").await;
+        let reader = tokio::spawn(async move { read_publishes(&mut healthy, 400).await.len() });
+
+        let mut p = Raw::v311(srv.addr, "st-pub").await;
+        let payload = vec![b's'; 1024];
+        for i in 0..400u16 {
+            p.publish_acked("st/t", 1, false, i + 1, &payload).await;
+        }
+        // The stalled one was disconnected as a slow consumer; the healthy
+        // one and the publisher went on to the end.
+        assert_eq!(stat(&srv.broker.stats.slow_consumers), 1);
+        assert_eq!(reader.await.expect("reader"), 400);
+    })
+    .await;
+}
