@@ -112,11 +112,16 @@ impl Broker {
                     st.sent_up_to = record.next_seq.saturating_sub(1);
                     for (filter, sub) in &record.subscriptions {
                         let opts = SubOpts::from_byte(sub.options, sub.identifier);
-                        self.index_insert(filter, &handle, opts.clone());
                         st.subscriptions.insert(filter.clone(), opts);
                     }
                     st.epoch
                 };
+                // Index after releasing the session lock: the publish path
+                // takes index locks before session locks, never the reverse.
+                for (filter, sub) in &record.subscriptions {
+                    let opts = SubOpts::from_byte(sub.options, sub.identifier);
+                    self.index_insert(filter, &handle, opts);
+                }
                 let away_ms = now.saturating_sub(record.disconnected_at_ms.unwrap_or(now));
                 let left = |secs: u32| {
                     Duration::from_millis((u64::from(secs) * 1000).saturating_sub(away_ms))
