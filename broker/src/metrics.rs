@@ -191,6 +191,48 @@ pub const DEFS: &[Def] = &[
         "Outbound QoS 1/2 messages sent and not yet acknowledged.",
     ),
     def(
+        "herald_queued_messages",
+        Kind::Gauge,
+        &[],
+        "Messages in persistent sessions' stored queues (offline, or not yet acknowledged).",
+    ),
+    def(
+        "herald_queued_bytes",
+        Kind::Gauge,
+        &[],
+        "Bytes of the messages in persistent sessions' stored queues.",
+    ),
+    def(
+        "herald_storage_healthy",
+        Kind::Gauge,
+        &[],
+        "1 while the store accepts writes; 0 after a failed write or sync.",
+    ),
+    def(
+        "herald_storage_writes_total",
+        Kind::Counter,
+        &[],
+        "Group writes to the store (each one fsync when storage.sync is on).",
+    ),
+    def(
+        "herald_storage_write_seconds",
+        Kind::Histogram,
+        &[],
+        "Time to write one group of commands to the store.",
+    ),
+    def(
+        "herald_storage_sync_seconds",
+        Kind::Histogram,
+        &[],
+        "Time to sync one group write to disk (storage.sync on).",
+    ),
+    def(
+        "herald_storage_group_commit_size",
+        Kind::Histogram,
+        &[],
+        "Submissions carried by one group write.",
+    ),
+    def(
         DELIVER_LATENCY,
         Kind::Histogram,
         &[],
@@ -207,6 +249,13 @@ pub fn install() -> Option<&'static PrometheusHandle> {
         .get_or_init(|| {
             let builder = PrometheusBuilder::new()
                 .set_buckets_for_metric(
+                    Matcher::Full("herald_storage_group_commit_size".into()),
+                    &[
+                        1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 4096.0,
+                    ],
+                )
+                .ok()?
+                .set_buckets_for_metric(
                     Matcher::Suffix("_seconds".into()),
                     &[
                         0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025,
@@ -219,7 +268,10 @@ pub fn install() -> Option<&'static PrometheusHandle> {
                 match d.kind {
                     Kind::Counter => describe_counter!(d.name, d.help),
                     Kind::Gauge => describe_gauge!(d.name, d.help),
-                    Kind::Histogram => describe_histogram!(d.name, Unit::Seconds, d.help),
+                    Kind::Histogram if d.name.ends_with("_seconds") => {
+                        describe_histogram!(d.name, Unit::Seconds, d.help)
+                    }
+                    Kind::Histogram => describe_histogram!(d.name, d.help),
                 }
             }
             Some(handle)
@@ -279,6 +331,12 @@ fn export(broker: &Broker) {
     gauge!("herald_subscriptions").set(broker.index.len() as f64);
     gauge!("herald_retained_messages").set(broker.retained.read().len() as f64);
     gauge!("herald_inflight_messages").set(s.inflight.load(Ordering::Relaxed) as f64);
+    let store = broker.store();
+    let (queued, queued_bytes) = store.queue_totals();
+    gauge!("herald_queued_messages").set(queued as f64);
+    gauge!("herald_queued_bytes").set(queued_bytes as f64);
+    gauge!("herald_storage_healthy").set(if store.is_healthy() { 1.0 } else { 0.0 });
+    counter!("herald_storage_writes_total").absolute(store.writes_total());
 }
 
 #[cfg(test)]

@@ -66,6 +66,12 @@ impl Server {
     /// be opened is an error: the broker never starts empty over data.
     pub async fn bind(config: Config) -> Result<Server, StartError> {
         config.validate()?;
+        // The recorder must exist before the store and the broker create
+        // their histograms. With the admin listener off nothing is exported,
+        // and no recorder is installed: recording then costs nothing.
+        if config.admin.enabled {
+            crate::metrics::install();
+        }
         let lock = lock_data_dir(&config.data_dir)?;
         let limits = QueueLimits {
             max_messages: config.limits.max_queued_messages,
@@ -90,8 +96,6 @@ impl Server {
         } else {
             None
         };
-        // The recorder must exist before the broker creates its histograms.
-        crate::metrics::install();
         Ok(Server {
             broker: Broker::new(config, store),
             listener,

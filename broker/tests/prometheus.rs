@@ -691,7 +691,13 @@ async fn live(bin: PathBuf, tool: PathBuf) {
 
     // A short bounded load in two rounds, each seen by a scrape, so that
     // every counter and the latency histogram have risen between two samples.
-    let mut subscriber = Raw::v311(srv.addr, "prom-sub").await;
+    // A persistent session (clean session 0): its QoS 1 messages go
+    // through the store, so the storage panels have data too.
+    let (mut subscriber, _) = Raw::connect(
+        srv.addr,
+        &common::wire::Connect::v311("prom-sub").clean(false),
+    )
+    .await;
     subscriber.subscribe(1, &[("load/#", 1)]).await;
     let mut publisher = Raw::v311(srv.addr, "prom-pub").await;
     publisher

@@ -277,6 +277,15 @@ impl Store {
         self.inner.core.lock().state.retained().cloned().collect()
     }
 
+    /// Queue entries and their bytes over every stored session (for the
+    /// queue gauges; walks the sessions, so call it at scrape time only).
+    pub fn queue_totals(&self) -> (usize, usize) {
+        let core = self.inner.core.lock();
+        core.state.sessions().fold((0, 0), |(n, b), r| {
+            (n + r.queue.len(), b + r.queued_bytes())
+        })
+    }
+
     /// Number of distinct message bodies held by queues (each stored once,
     /// however many queues hold it).
     pub fn message_bodies(&self) -> usize {
