@@ -673,6 +673,15 @@ impl Connection {
         tokio::pin!(sleep);
         let stall_limit = Duration::from_secs(self.limits().slow_consumer_timeout_secs);
         loop {
+            // No buffer is held while a connection is idle: an empty one is
+            // given back (a busy connection reallocates per burst, not per
+            // packet, since reads and writes are batched).
+            if self.wbuf.is_empty() && self.wbuf.capacity() > 0 {
+                self.wbuf = BytesMut::new();
+            }
+            if self.rbuf.is_empty() && self.rbuf.capacity() > 0 {
+                self.rbuf = BytesMut::new();
+            }
             let room = self.wbuf.len() < HIGH_WATER_BYTES;
             let paused = !self.paused.is_empty();
             tokio::select! {
@@ -744,12 +753,6 @@ impl Connection {
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                     Err(_) => return Close::Io,
                 }
-            }
-            if self.wbuf.is_empty() && self.wbuf.capacity() > 4 * HIGH_WATER_BYTES {
-                self.wbuf = BytesMut::new();
-            }
-            if self.rbuf.is_empty() && self.rbuf.capacity() > 4 * READ_CHUNK {
-                self.rbuf = BytesMut::new();
             }
         }
     }
