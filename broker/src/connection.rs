@@ -22,7 +22,9 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use bytestring::ByteString;
-use herald_storage::{Command, Outcome, SessionRecord, Subscription, Will as StoredWill};
+use herald_storage::{
+    Command, Outcome, SessionRecord, StoreError, Subscription, Ticket, Will as StoredWill,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
@@ -150,6 +152,38 @@ struct Inflight {
     pubrec: bool,
 }
 
+/// Which acknowledgement a [`PendingAck`] sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AckKind {
+    /// PUBACK.
+    Ack,
+    /// PUBREC.
+    Rec,
+    /// PUBCOMP.
+    Comp,
+}
+
+/// An acknowledgement waiting for its durable effects to be synced.
+#[derive(Debug)]
+struct PendingAck {
+    kind: AckKind,
+    packet_id: u16,
+    /// Reason code to send on success (5.0).
+    code: u8,
+    ticket: Ticket,
+    /// The store was healthy when the message was taken.
+    healthy: bool,
+}
+
+/// Waits for the front acknowledgement's ticket (never completes when
+/// there is none).
+async fn next_ack(acks: &mut VecDeque<PendingAck>) -> Result<(), StoreError> {
+    match acks.front_mut() {
+        Some(ack) => (&mut ack.ticket).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Serves one accepted TCP connection until it closes.
 pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
     if let Err(e) = stream.set_nodelay(true) {
@@ -186,6 +220,8 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
         queued_bytes: Arc::new(AtomicUsize::new(0)),
         drained: Arc::new(Notify::new()),
         paused: Vec::new(),
+        acks: VecDeque::new(),
+        pending_pubacks: 0,
         paused_since: tokio::time::Instant::now(),
         kick: Arc::new(KickSignal::default()),
         done_rx,
@@ -247,6 +283,10 @@ struct Connection {
     queued_bytes: Arc<AtomicUsize>,
     /// Notified when `queued_bytes` drains to the low-water mark.
     drained: Arc<Notify>,
+    /// Acknowledgements waiting for their tickets, in PUBLISH order.
+    acks: VecDeque<PendingAck>,
+    /// QoS 1 PUBLISH packets not yet acknowledged (for Receive Maximum).
+    pending_pubacks: usize,
     /// Congested connections this publisher waits for before reading on.
     paused: Vec<Congestion>,
     paused_since: tokio::time::Instant,
@@ -672,6 +712,9 @@ impl Connection {
         let sleep = tokio::time::sleep(keep_alive.unwrap_or(far));
         tokio::pin!(sleep);
         let stall_limit = Duration::from_secs(self.limits().slow_consumer_timeout_secs);
+        // At most this many acknowledgements wait for the store; past it the
+        // client is not read (3.x has no Receive Maximum to enforce this).
+        let max_acks = usize::from(self.limits().max_inflight_messages);
         loop {
             // No buffer is held while a connection is idle: an empty one is
             // given back (a busy connection reallocates per burst, not per
@@ -684,6 +727,7 @@ impl Connection {
             }
             let room = self.wbuf.len() < HIGH_WATER_BYTES;
             let paused = !self.paused.is_empty();
+            let acks_full = self.acks.len() >= max_acks;
             tokio::select! {
                 biased;
                 _ = kick.notify.notified() => {
@@ -699,7 +743,7 @@ impl Connection {
                         return Close::Io;
                     }
                 }
-                res = read_into(&mut self.rd, &mut self.rbuf), if room && !paused => {
+                res = read_into(&mut self.rd, &mut self.rbuf), if room && !paused && !acks_full => {
                     match res {
                         Ok(0) => return Close::PeerClosed,
                         Ok(_) => {}
@@ -710,6 +754,16 @@ impl Connection {
                     }
                     if let Err(close) = self.process_input().await {
                         return close;
+                    }
+                }
+                durable = next_ack(&mut self.acks), if !self.acks.is_empty() => {
+                    if let Err(close) = self.settle_ready(durable) {
+                        return close;
+                    }
+                    if !paused && acks_full {
+                        if let Err(close) = self.process_input().await {
+                            return close;
+                        }
                     }
                 }
                 // Backpressure: this publisher waits for the connections its
@@ -761,7 +815,8 @@ impl Connection {
     /// no complete packet or a publish paused this connection.
     async fn process_input(&mut self) -> Result<(), Close> {
         let max_packet = self.limits().max_packet_size_bytes;
-        while self.paused.is_empty() {
+        let max_acks = usize::from(self.limits().max_inflight_messages);
+        while self.paused.is_empty() && self.acks.len() < max_acks {
             let before = self.rbuf.len();
             match codec::decode(&mut self.rbuf, Some(self.version), max_packet) {
                 Ok(Some(packet)) => {
@@ -992,7 +1047,7 @@ impl Connection {
         let packet_id = p.packet_id.unwrap_or(0);
         if p.qos != QoS::AtMostOnce && self.v5() {
             // The client must respect our Receive Maximum [MQTT-3.3.4-7].
-            let in_use = self.inbound_qos2.len();
+            let in_use = self.inbound_qos2.len() + self.pending_pubacks;
             if in_use >= usize::from(self.limits().max_inflight_messages)
                 && !self.inbound_qos2.contains(&packet_id)
             {
@@ -1002,8 +1057,13 @@ impl Connection {
         if p.qos == QoS::ExactlyOnce && self.inbound_qos2.contains(&packet_id) {
             // A resent QoS 2 PUBLISH whose first copy was accepted: PUBREC
             // again, deliver nothing again [MQTT-4.3.3-9].
-            self.ack(Packet::PubRec, packet_id, reason::SUCCESS);
-            return Ok(());
+            return self.queue_ack(PendingAck {
+                kind: AckKind::Rec,
+                packet_id,
+                code: reason::SUCCESS,
+                ticket: Ticket::ready(),
+                healthy: true,
+            });
         }
         let expires_at = p
             .properties
@@ -1026,35 +1086,30 @@ impl Connection {
             received_at: Instant::now(),
         });
         let routed = self.broker.publish(msg, handle_id);
-        // PUBACK/PUBREC only once every durable effect is synced
-        // (DESIGN 4.1); a failed store acknowledges no QoS 1/2 at all.
-        let mut durable_ok = routed.ticket.wait().await.is_ok()
-            && (p.qos == QoS::AtMostOnce || self.broker.store.is_healthy());
-        if p.qos == QoS::ExactlyOnce && durable_ok {
-            self.inbound_qos2.insert(packet_id);
-            if self.persistent {
-                let (_, t) = self.broker.store.submit_one(Command::InboundQos2 {
-                    client_id: self.client_id.to_string(),
-                    packet_id,
-                    received: true,
-                });
-                durable_ok &= t.wait().await.is_ok();
-            }
+        if p.qos == QoS::AtMostOnce {
+            return Ok(());
         }
-        if !durable_ok && p.qos != QoS::AtMostOnce && !self.v5() {
-            // 3.x has no failure code for PUBACK/PUBREC: close without one,
-            // so the client publishes again elsewhere or later.
-            return Err(Close::StoreFailed);
-        }
-        if p.qos != QoS::AtMostOnce && !routed.congested.is_empty() {
+        if !routed.congested.is_empty() {
             if self.paused.is_empty() {
                 self.paused_since = tokio::time::Instant::now();
             }
             self.paused.extend(routed.congested);
         }
-        let code = if !durable_ok {
-            reason::UNSPECIFIED_ERROR
-        } else if routed.refused {
+        let mut ticket = routed.ticket;
+        if p.qos == QoS::ExactlyOnce {
+            self.inbound_qos2.insert(packet_id);
+            if self.persistent {
+                // Applied after the publish by the same ordered writer: its
+                // ticket completes after the publish's, and fails with it.
+                let (_, t) = self.broker.store.submit_one(Command::InboundQos2 {
+                    client_id: self.client_id.to_string(),
+                    packet_id,
+                    received: true,
+                });
+                ticket = t;
+            }
+        }
+        let code = if routed.refused {
             // A persistent subscriber's queue is full (the message was not
             // queued for it): say so where the protocol can.
             reason::QUOTA_EXCEEDED
@@ -1063,31 +1118,103 @@ impl Connection {
         } else {
             reason::SUCCESS
         };
-        match p.qos {
-            QoS::AtMostOnce => {}
-            QoS::AtLeastOnce => self.ack(Packet::PubAck, packet_id, code),
-            QoS::ExactlyOnce => self.ack(Packet::PubRec, packet_id, code),
+        let kind = if p.qos == QoS::AtLeastOnce {
+            AckKind::Ack
+        } else {
+            AckKind::Rec
+        };
+        // PUBACK/PUBREC only once every durable effect is synced
+        // (DESIGN 4.1), in the order the PUBLISH packets came
+        // [MQTT-4.6.0-2]; meanwhile the next PUBLISH is already handled,
+        // so one fsync serves many of them (group commit).
+        self.queue_ack(PendingAck {
+            kind,
+            packet_id,
+            code,
+            ticket,
+            healthy: self.broker.store.is_healthy(),
+        })
+    }
+
+    /// Sends an acknowledgement once `ack.ticket` is durable, after every
+    /// acknowledgement queued before it.
+    fn queue_ack(&mut self, mut ack: PendingAck) -> Result<(), Close> {
+        if ack.kind == AckKind::Ack {
+            self.pending_pubacks += 1;
+        }
+        if self.acks.is_empty() {
+            if let Some(result) = ack.ticket.try_result() {
+                return self.settle(ack, result);
+            }
+        }
+        self.acks.push_back(ack);
+        Ok(())
+    }
+
+    /// Sends one acknowledgement whose ticket completed. A failed store
+    /// acknowledges nothing: 5.0 gets reason 0x80, 3.x (which has no
+    /// failure code) is disconnected, so the client publishes again
+    /// elsewhere or later.
+    fn settle(&mut self, ack: PendingAck, result: Result<(), StoreError>) -> Result<(), Close> {
+        if ack.kind == AckKind::Ack {
+            self.pending_pubacks -= 1;
+        }
+        let kind = match ack.kind {
+            AckKind::Ack => Packet::PubAck,
+            AckKind::Rec => Packet::PubRec,
+            AckKind::Comp => Packet::PubComp,
+        };
+        if result.is_ok() && ack.healthy {
+            self.ack(kind, ack.packet_id, ack.code);
+        } else if self.v5() {
+            self.ack(kind, ack.packet_id, reason::UNSPECIFIED_ERROR);
+        } else {
+            return Err(Close::StoreFailed);
+        }
+        Ok(())
+    }
+
+    /// The front acknowledgement's ticket completed: send it and every
+    /// following one that is already durable.
+    fn settle_ready(&mut self, first: Result<(), StoreError>) -> Result<(), Close> {
+        if let Some(ack) = self.acks.pop_front() {
+            self.settle(ack, first)?;
+        }
+        while let Some(front) = self.acks.front_mut() {
+            let Some(result) = front.ticket.try_result() else {
+                break;
+            };
+            if let Some(ack) = self.acks.pop_front() {
+                self.settle(ack, result)?;
+            }
         }
         Ok(())
     }
 
     async fn on_pubrel(&mut self, r: PubResp) -> Result<(), Close> {
         let existed = self.inbound_qos2.remove(&r.packet_id);
-        if existed && self.persistent {
+        let ticket = if existed && self.persistent {
             let (_, t) = self.broker.store.submit_one(Command::InboundQos2 {
                 client_id: self.client_id.to_string(),
                 packet_id: r.packet_id,
                 received: false,
             });
-            let _ = t.wait().await;
-        }
+            t
+        } else {
+            Ticket::ready()
+        };
         let code = if existed {
             reason::SUCCESS
         } else {
             reason::PACKET_IDENTIFIER_NOT_FOUND
         };
-        self.ack(Packet::PubComp, r.packet_id, code);
-        Ok(())
+        self.queue_ack(PendingAck {
+            kind: AckKind::Comp,
+            packet_id: r.packet_id,
+            code,
+            ticket,
+            healthy: true,
+        })
     }
 
     /// PUBREC from the client for one of our QoS 2 messages.

@@ -49,6 +49,24 @@ pub struct Ticket {
     inner: TicketInner,
 }
 
+/// A ticket is also a future of its result; polling it does not consume it
+/// (so it can wait in a `select!` across loop turns).
+impl std::future::Future for Ticket {
+    type Output = Result<(), StoreError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        match &mut self.inner {
+            TicketInner::Done(r) => std::task::Poll::Ready(r.clone()),
+            TicketInner::Pending(rx) => std::pin::Pin::new(rx)
+                .poll(cx)
+                .map(|r| r.unwrap_or(Err(StoreError::Closed))),
+        }
+    }
+}
+
 #[derive(Debug)]
 enum TicketInner {
     Done(Result<(), StoreError>),
@@ -71,6 +89,18 @@ impl Ticket {
         match self.inner {
             TicketInner::Done(r) => r,
             TicketInner::Pending(rx) => rx.blocking_recv().unwrap_or(Err(StoreError::Closed)),
+        }
+    }
+
+    /// The result if the batch is already settled, without waiting.
+    pub fn try_result(&mut self) -> Option<Result<(), StoreError>> {
+        match &mut self.inner {
+            TicketInner::Done(r) => Some(r.clone()),
+            TicketInner::Pending(rx) => match rx.try_recv() {
+                Ok(r) => Some(r),
+                Err(oneshot::error::TryRecvError::Empty) => None,
+                Err(oneshot::error::TryRecvError::Closed) => Some(Err(StoreError::Closed)),
+            },
         }
     }
 
