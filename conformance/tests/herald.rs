@@ -8,10 +8,11 @@
 //! neither exists, unless `CI` is set: in CI it must be there.
 #![allow(clippy::unwrap_used)]
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
+
+mod common;
 
 use conformance::runner::{self, Config};
 use tokio::process::{Child, Command};
@@ -24,11 +25,6 @@ fn herald_bin() -> Option<PathBuf> {
     let exe = std::env::current_exe().ok()?;
     let candidate = exe.parent()?.parent()?.join("herald");
     candidate.exists().then_some(candidate)
-}
-
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
 }
 
 async fn start(bin: &PathBuf, dir: &std::path::Path, port: u16) -> Child {
@@ -45,14 +41,7 @@ async fn start(bin: &PathBuf, dir: &std::path::Path, port: u16) -> Child {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let addr = format!("127.0.0.1:{port}");
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(&addr).await.is_ok() {
-            return child;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("herald did not listen on {addr} within 10 s");
+    common::listening(child, "herald", port).await
 }
 
 #[tokio::test]
@@ -66,7 +55,7 @@ async fn herald_passes_every_applicable_test() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = common::free_port();
     let mut broker = start(&bin, dir.path(), port).await;
     let config = Config::new(&format!("127.0.0.1:{port}"));
     let report = tokio::time::timeout(

@@ -9,22 +9,17 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeSet;
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
 use conformance::coverage::expected_failures;
+mod common;
+
 use conformance::runner::{self, Config};
 use tokio::process::{Child, Command};
 
 const MOSQUITTO: &str = "/usr/sbin/mosquitto";
-
-/// A loopback port nobody listens on right now.
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
 
 /// Starts Mosquitto with its own config and waits until it accepts TCP.
 async fn start(dir: &Path, port: u16) -> Child {
@@ -47,14 +42,7 @@ async fn start(dir: &Path, port: u16) -> Child {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let addr = format!("127.0.0.1:{port}");
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(&addr).await.is_ok() {
-            return child;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("mosquitto did not listen on {addr} within 10 s");
+    common::listening(child, "mosquitto", port).await
 }
 
 #[tokio::test]
@@ -68,7 +56,7 @@ async fn mosquitto_fails_exactly_the_listed_tests() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = common::free_port();
     let mut broker = start(dir.path(), port).await;
 
     let config = Config::new(&format!("127.0.0.1:{port}"));
