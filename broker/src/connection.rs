@@ -743,6 +743,18 @@ impl Connection {
                         return Close::Io;
                     }
                 }
+                // Acknowledgements whose durable effects are synced go out
+                // before more input is taken.
+                durable = next_ack(&mut self.acks), if !self.acks.is_empty() => {
+                    if let Err(close) = self.settle_ready(durable) {
+                        return close;
+                    }
+                    if !paused && acks_full {
+                        if let Err(close) = self.process_input().await {
+                            return close;
+                        }
+                    }
+                }
                 res = read_into(&mut self.rd, &mut self.rbuf), if room && !paused && !acks_full => {
                     match res {
                         Ok(0) => return Close::PeerClosed,
@@ -754,16 +766,6 @@ impl Connection {
                     }
                     if let Err(close) = self.process_input().await {
                         return close;
-                    }
-                }
-                durable = next_ack(&mut self.acks), if !self.acks.is_empty() => {
-                    if let Err(close) = self.settle_ready(durable) {
-                        return close;
-                    }
-                    if !paused && acks_full {
-                        if let Err(close) = self.process_input().await {
-                            return close;
-                        }
                     }
                 }
                 // Backpressure: this publisher waits for the connections its
