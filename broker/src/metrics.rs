@@ -264,6 +264,19 @@ pub fn install() -> Option<&'static PrometheusHandle> {
                 )
                 .ok()?;
             let handle = builder.install_recorder().ok()?;
+            // Histogram samples wait in lock-free buckets until drained; a
+            // broker nobody scrapes must not accumulate them, so they are
+            // folded into their distributions every second.
+            let upkeep = handle.clone();
+            let spawned = std::thread::Builder::new()
+                .name("herald-metrics-upkeep".into())
+                .spawn(move || loop {
+                    std::thread::sleep(std::time::Duration::from_secs(1));
+                    upkeep.run_upkeep();
+                });
+            if let Err(e) = spawned {
+                tracing::warn!(error = %e, "cannot start metrics upkeep; histograms drain at scrape only");
+            }
             for d in DEFS {
                 match d.kind {
                     Kind::Counter => describe_counter!(d.name, d.help),
