@@ -351,7 +351,7 @@ impl Connection {
                 return Close::ConnectTimeout;
             }
         };
-        if let Err(close) = self.on_connect(connect).await {
+        if let Err(close) = Box::pin(self.on_connect(connect)).await {
             return close;
         }
         self.main_loop().await
@@ -985,19 +985,21 @@ impl Connection {
 
     async fn on_packet(&mut self, packet: Packet) -> Result<(), Close> {
         match packet {
-            Packet::Publish(p) => self.on_publish(p).await,
+            Packet::Publish(p) => self.on_publish(p),
             Packet::PubAck(r) => {
                 self.on_outbound_done(r.packet_id);
                 Ok(())
             }
             Packet::PubRec(r) => self.on_pubrec(r),
-            Packet::PubRel(r) => self.on_pubrel(r).await,
+            Packet::PubRel(r) => self.on_pubrel(r),
             Packet::PubComp(r) => {
                 self.on_outbound_done(r.packet_id);
                 Ok(())
             }
-            Packet::Subscribe(s) => self.on_subscribe(s).await,
-            Packet::Unsubscribe(u) => self.on_unsubscribe(u).await,
+            // Rare paths are boxed: their state would otherwise size every
+            // connection's future, idle or not.
+            Packet::Subscribe(s) => Box::pin(self.on_subscribe(s)).await,
+            Packet::Unsubscribe(u) => Box::pin(self.on_unsubscribe(u)).await,
             Packet::PingReq => {
                 self.send(&Packet::PingResp);
                 Ok(())
@@ -1015,7 +1017,7 @@ impl Connection {
         }
     }
 
-    async fn on_publish(&mut self, mut p: Publish) -> Result<(), Close> {
+    fn on_publish(&mut self, mut p: Publish) -> Result<(), Close> {
         // Topic alias (5.0) [MQTT-3.3.2-7..12].
         if let Some(alias) = p.properties.topic_alias.take() {
             let max = self.broker.config.mqtt.topic_alias_maximum;
@@ -1193,7 +1195,7 @@ impl Connection {
         Ok(())
     }
 
-    async fn on_pubrel(&mut self, r: PubResp) -> Result<(), Close> {
+    fn on_pubrel(&mut self, r: PubResp) -> Result<(), Close> {
         let existed = self.inbound_qos2.remove(&r.packet_id);
         let ticket = if existed && self.persistent {
             let (_, t) = self.broker.store.submit_one(Command::InboundQos2 {
