@@ -28,7 +28,7 @@ use herald_storage::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 use tracing::debug;
 
 use crate::broker::{msg_from_stored, msg_to_stored, now_ms, Broker};
@@ -38,7 +38,8 @@ use crate::codec::{
     ReasonProperties, SubAck, Subscribe, UnsubAck, Unsubscribe,
 };
 use crate::session::{
-    packet_id_for, Congestion, ConnLink, Delivery, Kick, KickSignal, Msg, SessionHandle, SubOpts,
+    packet_id_for, Congestion, ConnLink, Delivery, Kick, KickSignal, Mailbox, Msg, SessionHandle,
+    SubOpts,
 };
 use crate::stats::{packet_index, Drop, Stats};
 use crate::topic;
@@ -216,7 +217,8 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
         loaded_up_to: 0,
         resend_up_to: 0,
         sent_up_to: 0,
-        mailbox: None,
+        mailbox: Arc::new(Mailbox::default()),
+        inbox: VecDeque::new(),
         queued_bytes: Arc::new(AtomicUsize::new(0)),
         drained: Arc::new(Notify::new()),
         paused: Vec::new(),
@@ -277,7 +279,11 @@ struct Connection {
     /// Highest stored seq this connection wrote (handed back to the
     /// session when it closes).
     sent_up_to: u64,
-    mailbox: Option<mpsc::UnboundedReceiver<Delivery>>,
+    /// Where the router puts this connection's deliveries.
+    mailbox: Arc<Mailbox>,
+    /// Deliveries taken from the mailbox and not yet handled (at most
+    /// MAILBOX_BATCH are handled per turn of the loop).
+    inbox: VecDeque<Delivery>,
     /// Bytes handed to this connection and not yet written or dropped
     /// (mailbox and pending queue).
     queued_bytes: Arc<AtomicUsize>,
@@ -558,8 +564,7 @@ impl Connection {
         client_id: &Arc<str>,
         clean_start: bool,
     ) -> Result<(Arc<SessionHandle>, Option<()>), Close> {
-        let (tx, rx) = mpsc::unbounded_channel();
-        self.mailbox = Some(rx);
+        let tx = Arc::clone(&self.mailbox);
         for _ in 0..8 {
             let mut wait_for = None;
             let mut discard = None;
@@ -606,7 +611,7 @@ impl Connection {
         Err(self.refuse(reason::SERVER_BUSY, connack_v3::SERVER_UNAVAILABLE))
     }
 
-    fn link(&self, tx: mpsc::UnboundedSender<Delivery>) -> ConnLink {
+    fn link(&self, tx: Arc<Mailbox>) -> ConnLink {
         ConnLink {
             epoch: self.epoch,
             tx,
@@ -696,7 +701,7 @@ impl Connection {
     }
 
     async fn main_loop(&mut self) -> Close {
-        let mut mailbox = self.mailbox.take().expect("attach() created the mailbox");
+        let mailbox = Arc::clone(&self.mailbox);
         let mut shutdown = self.broker.shutdown.subscribe();
         if *shutdown.borrow() {
             return Close::Shutdown;
@@ -724,6 +729,9 @@ impl Connection {
             }
             if self.rbuf.is_empty() && self.rbuf.capacity() > 0 {
                 self.rbuf = BytesMut::new();
+            }
+            if self.inbox.is_empty() && self.inbox.capacity() > 0 {
+                self.inbox = VecDeque::new();
             }
             let room = self.wbuf.len() < HIGH_WATER_BYTES;
             let paused = !self.paused.is_empty();
@@ -785,14 +793,15 @@ impl Connection {
                         return close;
                     }
                 }
-                d = mailbox.recv(), if room => {
-                    let Some(d) = d else { return Close::Shutdown };
-                    self.on_delivery(d);
+                _ = mailbox.ready.notified(), if room => {
+                    mailbox.take_all(&mut self.inbox);
                     for _ in 0..MAILBOX_BATCH {
-                        match mailbox.try_recv() {
-                            Ok(d) => self.on_delivery(d),
-                            Err(_) => break,
-                        }
+                        let Some(d) = self.inbox.pop_front() else { break };
+                        self.on_delivery(d);
+                    }
+                    if !self.inbox.is_empty() {
+                        // More next turn, after the socket had its go.
+                        mailbox.ready.notify_one();
                     }
                 }
                 _ = &mut sleep, if keep_alive.is_some() && !paused => {
@@ -1485,6 +1494,8 @@ impl Connection {
         }
         // Nothing more will be taken from this connection: release the
         // publishers that wait for it to drain.
+        self.mailbox.close();
+        self.inbox.clear();
         self.queued_bytes.store(0, Ordering::Release);
         self.drained.notify_waiters();
         let will = if close.publishes_will() {

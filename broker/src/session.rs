@@ -20,7 +20,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use bytestring::ByteString;
 use parking_lot::Mutex;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 
 use crate::codec::{PublishProperties, QoS};
 
@@ -112,7 +112,7 @@ pub enum Kick {
 pub struct ConnLink {
     /// Connection epoch: unique per connection, orders takeovers.
     pub epoch: u64,
-    pub tx: mpsc::UnboundedSender<Delivery>,
+    pub tx: Arc<Mailbox>,
     /// Bytes sent through `tx` and not yet taken by the connection.
     pub queued_bytes: Arc<AtomicUsize>,
     pub max_bytes: usize,
@@ -127,6 +127,46 @@ pub struct ConnLink {
     /// pause (backpressure) instead of the broker dropping anything.
     pub high_water: usize,
     pub low_water: usize,
+}
+
+/// Deliveries on their way to one connection. A plain queue behind a lock
+/// (held only to push or to swap the whole queue out) and a wake-up: it
+/// allocates nothing until something is queued, so an idle connection
+/// holds no mailbox buffer.
+#[derive(Debug, Default)]
+pub struct Mailbox {
+    queue: Mutex<std::collections::VecDeque<Delivery>>,
+    /// Signalled on every push (a permit is kept when nobody waits).
+    pub ready: Notify,
+    closed: std::sync::atomic::AtomicBool,
+}
+
+impl Mailbox {
+    /// Queues a delivery; false once the connection has closed.
+    pub fn push(&self, d: Delivery) -> bool {
+        if self.closed.load(Ordering::Acquire) {
+            return false;
+        }
+        self.queue.lock().push_back(d);
+        self.ready.notify_one();
+        true
+    }
+
+    /// Moves everything queued into `into` (which should be empty).
+    pub fn take_all(&self, into: &mut std::collections::VecDeque<Delivery>) {
+        let mut q = self.queue.lock();
+        if into.is_empty() {
+            std::mem::swap(&mut *q, into);
+        } else {
+            into.extend(q.drain(..));
+        }
+    }
+
+    /// Refuses further pushes and drops what is queued.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.queue.lock().clear();
+    }
 }
 
 /// What a publisher needs to wait for a congested connection to drain.
@@ -259,7 +299,7 @@ impl SessionHandle {
             return Pushed::SlowConsumer;
         }
         let reliable = delivery.qos != QoS::AtMostOnce;
-        if link.tx.send(delivery).is_err() {
+        if !link.tx.push(delivery) {
             link.queued_bytes.fetch_sub(size, Ordering::AcqRel);
             return Pushed::Offline;
         }
