@@ -19,6 +19,42 @@ pub struct Config {
     pub limits: Limits,
     pub mqtt: MqttConfig,
     pub admin: AdminConfig,
+    pub auth: AuthConfig,
+}
+
+/// Authentication and authorization.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Password file (`username:hash` lines, Mosquitto-compatible); when
+    /// set, every client must log in with a username and password.
+    pub password_file: Option<PathBuf>,
+    /// ACL file (Mosquitto format); when set, whatever it does not allow
+    /// is denied.
+    pub acl_file: Option<PathBuf>,
+    /// Clients without a username. Unset: allowed only when there is no
+    /// password file, and only on loopback listeners. `true` with a
+    /// password file is refused.
+    pub allow_anonymous: Option<bool>,
+    /// Failed logins allowed per source address per minute; further
+    /// attempts are refused unchecked until the minute is over. 0: no limit.
+    pub max_failed_logins_per_minute: u32,
+    /// A client id whose session exists belongs to the username that
+    /// created it: another username (or an anonymous client) cannot take
+    /// it over.
+    pub bind_client_id_to_username: bool,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            password_file: None,
+            acl_file: None,
+            allow_anonymous: None,
+            max_failed_logins_per_minute: 10,
+            bind_client_id_to_username: true,
+        }
+    }
 }
 
 /// The admin HTTP listener and `$SYS`.
@@ -97,6 +133,7 @@ impl Default for Config {
             limits: Limits::default(),
             mqtt: MqttConfig::default(),
             admin: AdminConfig::default(),
+            auth: AuthConfig::default(),
         }
     }
 }
@@ -209,6 +246,12 @@ impl Config {
         }
         if l.max_subscriptions_per_client == 0 {
             return invalid("limits.max_subscriptions_per_client", "must be at least 1");
+        }
+        if self.auth.password_file.is_some() && self.auth.allow_anonymous == Some(true) {
+            return invalid(
+                "auth.allow_anonymous",
+                "anonymous access is always off when a password file is configured",
+            );
         }
         Ok(())
     }

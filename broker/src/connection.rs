@@ -29,12 +29,14 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tracing::debug;
 
+use crate::acl::Acl;
 use crate::broker::{msg_from_stored, msg_to_stored, now_ms, Broker};
 use crate::codec::{
     self, connack_v3, reason, ConnAck, ConnAckProperties, Connect, DecodeError, Disconnect,
     DisconnectProperties, Packet, ProtocolVersion, PubResp, Publish, PublishProperties, QoS,
     ReasonProperties, SubAck, Subscribe, UnsubAck, Unsubscribe,
 };
+use crate::security::{ClientOrigin, LoginError};
 use crate::session::{
     packet_id_for, ConnLink, Delivery, Kick, KickSignal, Msg, SessionHandle, SubOpts,
 };
@@ -145,7 +147,8 @@ struct Inflight {
 }
 
 /// Serves one accepted TCP connection until it closes.
-pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
+pub async fn serve(broker: Arc<Broker>, stream: TcpStream, origin: ClientOrigin) {
+    let peer = origin.peer;
     if let Err(e) = stream.set_nodelay(true) {
         debug!(%peer, error = %e, "set_nodelay failed");
     }
@@ -181,6 +184,9 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
         kick: Arc::new(KickSignal::default()),
         done_rx,
         peer,
+        origin,
+        username: None,
+        acl: (u64::MAX, None),
     };
     let close = conn.run().await;
     conn.finish(close).await;
@@ -237,6 +243,14 @@ struct Connection {
     kick: Arc<KickSignal>,
     done_rx: tokio::sync::watch::Receiver<()>,
     peer: SocketAddr,
+    /// The listener's view of the client: address, anonymous policy,
+    /// certificate username.
+    origin: ClientOrigin,
+    /// The username the client logged in as (None: anonymous).
+    username: Option<Arc<str>>,
+    /// The ACL as of the security generation in `.0`; refreshed when a
+    /// reload bumps the generation.
+    acl: (u64, Option<Arc<Acl>>),
 }
 
 impl Connection {
@@ -399,6 +413,7 @@ impl Connection {
                 return Err(self.refuse(reason::TOPIC_NAME_INVALID, connack_v3::NOT_AUTHORIZED));
             }
         }
+        self.login(&c, &client_id).await?;
         if self.v5() {
             let p = &c.properties;
             self.client_receive_max = p.receive_maximum.unwrap_or(u16::MAX);
@@ -482,6 +497,91 @@ impl Connection {
         self.resend_inflight();
         self.fill_window();
         Ok(())
+    }
+
+    /// Authenticates the client, checks its will against the ACL, and binds
+    /// the client id to its username.
+    async fn login(&mut self, c: &Connect, client_id: &Arc<str>) -> Result<(), Close> {
+        let security = &self.broker.security;
+        let login = security
+            .login(&self.origin, c.username.as_deref(), c.password.as_deref())
+            .await;
+        let stats = &self.broker.stats;
+        let user = match login {
+            Ok(user) => user,
+            Err(e) => {
+                debug!(peer = %self.peer, transport = self.origin.transport, reason = ?e, "login refused");
+                let (counter, v5, v3) = match e {
+                    // [MQTT-3.1.4-2]: a refused CONNECT gets a CONNACK
+                    // with a failure code, then the connection closes.
+                    LoginError::BadCredentials => (
+                        &stats.logins_failed_bad_credentials,
+                        reason::BAD_USER_NAME_OR_PASSWORD,
+                        connack_v3::BAD_USER_NAME_OR_PASSWORD,
+                    ),
+                    LoginError::NotAuthorized => (
+                        &stats.logins_failed_not_authorized,
+                        reason::NOT_AUTHORIZED,
+                        connack_v3::NOT_AUTHORIZED,
+                    ),
+                    LoginError::RateLimited => (
+                        &stats.logins_failed_rate_limited,
+                        reason::CONNECTION_RATE_EXCEEDED,
+                        connack_v3::NOT_AUTHORIZED,
+                    ),
+                };
+                Stats::inc(counter);
+                return Err(self.refuse(v5, v3));
+            }
+        };
+        self.username = user;
+        if let Some(w) = &c.will {
+            if !self.acl_allows(&w.topic, true) {
+                Stats::inc(&self.broker.stats.acl_denied_publish);
+                return Err(self.refuse(reason::NOT_AUTHORIZED, connack_v3::NOT_AUTHORIZED));
+            }
+        }
+        let broker = Arc::clone(&self.broker);
+        let claimed = broker
+            .security
+            .claim_client_id(client_id, self.username.as_ref(), |id| {
+                broker.registry.lock().contains_key(id)
+            });
+        if !claimed {
+            Stats::inc(&self.broker.stats.logins_failed_not_authorized);
+            debug!(peer = %self.peer, client_id = %client_id, "client id belongs to another user");
+            return Err(self.refuse(reason::NOT_AUTHORIZED, connack_v3::NOT_AUTHORIZED));
+        }
+        Ok(())
+    }
+
+    /// The current ACL (None: everything is allowed).
+    fn current_acl(&mut self) -> Option<&Acl> {
+        let generation = self.broker.security.generation();
+        if self.acl.0 != generation {
+            self.acl = (generation, self.broker.security.acl());
+        }
+        self.acl.1.as_deref()
+    }
+
+    /// Whether the ACL lets this client write (or read) `topic`.
+    fn acl_allows(&mut self, topic: &str, write: bool) -> bool {
+        let user = self.username.clone();
+        let client_id = Arc::clone(&self.client_id);
+        match self.current_acl() {
+            None => true,
+            Some(acl) => acl.check(user.as_deref(), &client_id, topic, write),
+        }
+    }
+
+    /// Whether the ACL lets this client subscribe to `filter`.
+    fn acl_allows_subscribe(&mut self, filter: &str) -> bool {
+        let user = self.username.clone();
+        let client_id = Arc::clone(&self.client_id);
+        match self.current_acl() {
+            None => true,
+            Some(acl) => acl.check_subscribe(user.as_deref(), &client_id, filter),
+        }
     }
 
     /// Takes the session of `client_id`: kicks and waits for a live owner,
@@ -712,6 +812,14 @@ impl Connection {
     /// Sends a message now (QoS 0, or QoS 1/2 with room in the window) or
     /// queues it behind the window.
     fn deliver(&mut self, d: Delivery) {
+        if self.acl.1.is_some() || self.acl.0 != self.broker.security.generation() {
+            let topic = d.msg.topic.clone();
+            if !self.acl_allows(&topic, false) {
+                Stats::inc(&self.broker.stats.acl_denied_deliver);
+                self.complete_stored(d.seq);
+                return;
+            }
+        }
         if d.msg.is_expired(Instant::now()) {
             self.broker.stats.dropped(Drop::Expired);
             self.complete_stored(d.seq);
@@ -911,6 +1019,29 @@ impl Connection {
             return Err(self.protocol_error(reason::PROTOCOL_ERROR));
         }
         let packet_id = p.packet_id.unwrap_or(0);
+        if !self.acl_allows(&p.topic, true) {
+            // Denied: 3.x drops it silently (acknowledged as usual so the
+            // client does not resend); 5.0 answers QoS 1/2 with 0x87.
+            Stats::inc(&self.broker.stats.acl_denied_publish);
+            let code = if self.v5() {
+                reason::NOT_AUTHORIZED
+            } else {
+                reason::SUCCESS
+            };
+            match p.qos {
+                QoS::AtMostOnce => {}
+                QoS::AtLeastOnce => self.ack(Packet::PubAck, packet_id, code),
+                QoS::ExactlyOnce => {
+                    if !self.v5() {
+                        // 3.x QoS 2 continues with PUBREL; remember the id
+                        // so PUBCOMP answers it.
+                        self.inbound_qos2.insert(packet_id);
+                    }
+                    self.ack(Packet::PubRec, packet_id, code)
+                }
+            }
+            return Ok(());
+        }
         if p.qos != QoS::AtMostOnce && self.v5() {
             // The client must respect our Receive Maximum [MQTT-3.3.4-7].
             let in_use = self.inbound_qos2.len();
@@ -1061,6 +1192,15 @@ impl Connection {
             if shared.is_some() && f.no_local {
                 // No Local on a shared subscription [MQTT-3.8.3-4].
                 return Err(self.protocol_error(reason::PROTOCOL_ERROR));
+            }
+            if !self.acl_allows_subscribe(filter) {
+                Stats::inc(&self.broker.stats.acl_denied_subscribe);
+                codes.push(if self.v5() {
+                    reason::NOT_AUTHORIZED
+                } else {
+                    0x80
+                });
+                continue;
             }
             let opts = SubOpts {
                 qos: f.qos,

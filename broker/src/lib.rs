@@ -10,17 +10,23 @@
 //! - [`connection`] — one client connection, CONNECT to close.
 //! - [`server`] — the listener, connection limit and shutdown.
 //! - [`config`] — the configuration tree.
+//! - [`auth`] — the password file, password hashes, the failed-login limiter.
+//! - [`acl`] — the ACL file (Mosquitto format) and its checks.
+//! - [`security`] — login and authorization state, reloaded on SIGHUP.
 //! - [`admin`] — the admin HTTP listener: metrics and health.
 //! - [`metrics`] — Prometheus metric definitions and export.
 //! - [`sys`] — the `$SYS` topics.
 //! - [`stats`] — counters.
+pub mod acl;
 pub mod admin;
+pub mod auth;
 pub mod broker;
 pub mod codec;
 pub mod config;
 pub mod connection;
 pub mod metrics;
 pub mod retained;
+pub mod security;
 pub mod server;
 pub mod session;
 pub mod stats;

@@ -15,6 +15,7 @@ use tracing::{info, warn};
 
 use crate::broker::Broker;
 use crate::config::Config;
+use crate::security::{ClientOrigin, Security};
 use crate::stats::Stats;
 
 /// How long shutdown waits for connections to send their DISCONNECT.
@@ -30,6 +31,8 @@ pub enum StartError {
         path: String,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthError),
     #[error("data directory {0} is in use by another herald process")]
     DataDirLocked(String),
     #[error("cannot listen on {addr} (admin HTTP): {source}")]
@@ -79,8 +82,10 @@ impl Server {
         };
         // The recorder must exist before the broker creates its histograms.
         crate::metrics::install();
+        let broker = Broker::new(config);
+        broker.security.reload()?;
         Ok(Server {
-            broker: Broker::new(config),
+            broker,
             listener,
             admin,
             _lock: lock,
@@ -123,7 +128,9 @@ impl Server {
             let every = Duration::from_secs(broker.config.admin.sys_interval_secs);
             background.spawn(crate::sys::run(Arc::clone(&broker), every));
         }
-        info!(addr = %self.listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "listening");
+        let listen = self.listener.local_addr().unwrap_or(broker.config.listen);
+        let allow_anonymous = Security::anonymous_default(&broker.config.auth, listen, None);
+        info!(addr = %listen, allow_anonymous, "listening");
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -145,9 +152,15 @@ impl Server {
                     };
                     Stats::inc(&broker.stats.connections_accepted);
                     let broker = Arc::clone(&broker);
+                    let origin = ClientOrigin {
+                        peer,
+                        allow_anonymous,
+                        cert_username: None,
+                        transport: "tcp",
+                    };
                     tasks.spawn(async move {
                         Stats::inc(&broker.stats.connections_current);
-                        crate::connection::serve(Arc::clone(&broker), stream, peer).await;
+                        crate::connection::serve(Arc::clone(&broker), stream, origin).await;
                         broker.stats.connections_current.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
                         drop(permit);
                     });

@@ -239,6 +239,8 @@ pub mod wire {
         /// 5.0 CONNECT properties (without the length prefix).
         pub props: Vec<Vec<u8>>,
         pub will: Option<Will>,
+        pub username: Option<String>,
+        pub password: Option<Vec<u8>>,
     }
 
     impl Connect {
@@ -258,6 +260,8 @@ pub mod wire {
                 client_id: id.to_owned(),
                 props: Vec::new(),
                 will: None,
+                username: None,
+                password: None,
             }
         }
         pub fn v5(id: &str) -> Connect {
@@ -282,6 +286,11 @@ pub mod wire {
             self.will = Some(w);
             self
         }
+        pub fn login(mut self, user: &str, password: &str) -> Connect {
+            self.username = Some(user.to_owned());
+            self.password = Some(password.as_bytes().to_vec());
+            self
+        }
 
         pub fn bytes(&self) -> Vec<u8> {
             let v5 = self.level == 5;
@@ -297,6 +306,12 @@ pub mod wire {
                     flags |= 0x20;
                 }
             }
+            if self.username.is_some() {
+                flags |= 0x80;
+            }
+            if self.password.is_some() {
+                flags |= 0x40;
+            }
             body.push(flags);
             body.extend(self.keep_alive.to_be_bytes());
             if v5 {
@@ -309,6 +324,12 @@ pub mod wire {
                 }
                 body.extend(string(w.topic.as_bytes()));
                 body.extend(string(&w.payload));
+            }
+            if let Some(u) = &self.username {
+                body.extend(string(u.as_bytes()));
+            }
+            if let Some(p) = &self.password {
+                body.extend(string(p));
             }
             frame(0x10, &body)
         }
