@@ -23,8 +23,7 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use bytestring::ByteString;
 use herald_storage::{Command, Outcome, SessionRecord, Subscription, Will as StoredWill};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tracing::debug;
@@ -42,6 +41,7 @@ use crate::session::{
 };
 use crate::stats::{packet_index, Drop, Stats};
 use crate::topic;
+use crate::transport::TransportWrite;
 
 /// Output waiting to be written above which the connection stops reading
 /// and stops taking deliveries until the socket drains.
@@ -146,13 +146,24 @@ struct Inflight {
     pubrec: bool,
 }
 
-/// Serves one accepted TCP connection until it closes.
+/// Serves one accepted TCP connection until it closes: the socket's own
+/// halves, no extra copy.
 pub async fn serve(broker: Arc<Broker>, stream: TcpStream, origin: ClientOrigin) {
-    let peer = origin.peer;
     if let Err(e) = stream.set_nodelay(true) {
-        debug!(%peer, error = %e, "set_nodelay failed");
+        debug!(peer = %origin.peer, error = %e, "set_nodelay failed");
     }
     let (rd, wr) = stream.into_split();
+    serve_io(broker, rd, wr, origin).await;
+}
+
+/// Serves one connection over any transport, given its read and write
+/// halves, until it closes. Every transport shares this session logic.
+pub async fn serve_io<R, W>(broker: Arc<Broker>, rd: R, wr: W, origin: ClientOrigin)
+where
+    R: AsyncRead + Unpin + Send,
+    W: TransportWrite,
+{
+    let peer = origin.peer;
     let (done_tx, done_rx) = tokio::sync::watch::channel(());
     let mut conn = Connection {
         broker: Arc::clone(&broker),
@@ -193,10 +204,10 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, origin: ClientOrigin)
     drop(done_tx);
 }
 
-struct Connection {
+struct Connection<R, W> {
     broker: Arc<Broker>,
-    rd: OwnedReadHalf,
-    wr: OwnedWriteHalf,
+    rd: R,
+    wr: W,
     rbuf: BytesMut,
     /// Encoded output not yet written: every packet goes here and is written
     /// in as few syscalls as the socket allows (coalescing).
@@ -253,7 +264,7 @@ struct Connection {
     acl: (u64, Option<Arc<Acl>>),
 }
 
-impl Connection {
+impl<R: AsyncRead + Unpin + Send, W: TransportWrite> Connection<R, W> {
     fn v5(&self) -> bool {
         self.version.is_v5()
     }
@@ -781,7 +792,7 @@ impl Connection {
             }
             // Write what is ready now, without waiting for another turn.
             if !self.wbuf.is_empty() {
-                match self.wr.try_write(&self.wbuf) {
+                match self.wr.try_write_now(&self.wbuf) {
                     Ok(n) => {
                         let _ = self.wbuf.split_to(n);
                     }
@@ -1378,7 +1389,7 @@ impl Connection {
             // A client that stopped reading will not take the rest: one
             // attempt, no waiting.
             Close::SlowConsumer => {
-                let _ = self.wr.try_write(&self.wbuf);
+                let _ = self.wr.try_write_now(&self.wbuf);
             }
             _ => {
                 let _ = tokio::time::timeout(CLOSE_FLUSH, self.flush()).await;
@@ -1438,7 +1449,7 @@ impl Connection {
 }
 
 /// Reads more bytes into `buf`, growing it in chunks.
-async fn read_into(rd: &mut OwnedReadHalf, buf: &mut BytesMut) -> std::io::Result<usize> {
+async fn read_into<R: AsyncRead + Unpin>(rd: &mut R, buf: &mut BytesMut) -> std::io::Result<usize> {
     if buf.capacity() - buf.len() < READ_CHUNK / 4 {
         buf.reserve(READ_CHUNK);
     }

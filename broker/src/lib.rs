@@ -8,7 +8,9 @@
 //! - [`session`] — sessions as the router sees them, and deliveries.
 //! - [`broker`] — shared state and the router.
 //! - [`connection`] — one client connection, CONNECT to close.
-//! - [`server`] — the listener, connection limit and shutdown.
+//! - [`server`] — the listeners, connection limit and shutdown.
+//! - [`listener`] — configured listeners: TCP, TLS, WebSocket, PROXY protocol.
+//! - [`transport`] — what connections need of a transport; PROXY headers; pumps.
 //! - [`config`] — the configuration tree.
 //! - [`auth`] — the password file, password hashes, the failed-login limiter.
 //! - [`acl`] — the ACL file (Mosquitto format) and its checks.
@@ -24,6 +26,7 @@ pub mod broker;
 pub mod codec;
 pub mod config;
 pub mod connection;
+pub mod listener;
 pub mod metrics;
 pub mod retained;
 pub mod security;
@@ -32,4 +35,5 @@ pub mod session;
 pub mod stats;
 pub mod sys;
 pub mod topic;
+pub mod transport;
 pub mod trie;

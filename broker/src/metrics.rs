@@ -161,6 +161,12 @@ pub const DEFS: &[Def] = &[
         "Persistent sessions ended by their expiry.",
     ),
     def(
+        "herald_handshakes_failed_total",
+        Kind::Counter,
+        &[],
+        "Connections closed before MQTT began: a failed TLS or WebSocket handshake, or an invalid PROXY header.",
+    ),
+    def(
         "herald_logins_failed_total",
         Kind::Counter,
         &["reason"],
@@ -278,6 +284,7 @@ fn export(broker: &Broker) {
     counter!("herald_takeovers_total").absolute(get(&s.takeovers));
     counter!("herald_wills_published_total").absolute(get(&s.wills_published));
     counter!("herald_sessions_expired_total").absolute(get(&s.sessions_expired));
+    counter!("herald_handshakes_failed_total").absolute(get(&s.handshakes_failed));
     for (reason, c) in [
         ("bad_credentials", &s.logins_failed_bad_credentials),
         ("not_authorized", &s.logins_failed_not_authorized),

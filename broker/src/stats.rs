@@ -119,6 +119,9 @@ pub struct Stats {
     pub logins_failed_not_authorized: AtomicU64,
     /// Logins refused unchecked: the source address failed too often.
     pub logins_failed_rate_limited: AtomicU64,
+    /// Connections closed before MQTT began: a failed TLS or WebSocket
+    /// handshake, or an invalid PROXY header.
+    pub handshakes_failed: AtomicU64,
     /// PUBLISH (or will) refused by the ACL.
     pub acl_denied_publish: AtomicU64,
     /// SUBSCRIBE filters refused by the ACL.

@@ -62,6 +62,8 @@ pub fn stat(c: &std::sync::atomic::AtomicU64) -> u64 {
 /// The server under test. Dropping it (or [`TestServer::stop`]) shuts it down.
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// The addresses of the configured `[[listeners]]`, in order.
+    pub listeners: Vec<SocketAddr>,
     /// The admin HTTP address (bound on a free port).
     pub admin: Option<SocketAddr>,
     pub broker: Arc<Broker>,
@@ -91,6 +93,7 @@ impl TestServer {
         tweak(&mut config);
         let server = Server::bind(config).await.expect("server binds");
         let addr = server.local_addr().expect("bound address");
+        let listeners = server.listener_addrs();
         let admin = server.admin_addr();
         let broker = server.broker();
         let (tx, rx) = oneshot::channel::<()>();
@@ -99,6 +102,7 @@ impl TestServer {
         }));
         TestServer {
             addr,
+            listeners,
             admin,
             broker,
             shutdown: Some(tx),
