@@ -14,8 +14,8 @@ use tracing_subscriber::EnvFilter;
 
 /// Herald: a highly-available MQTT 3.1 / 3.1.1 / 5.0 broker.
 ///
-/// With no arguments it listens on 127.0.0.1:1883 with data under ./data.
-/// Settings come from the defaults, then the config file, then these flags
+/// With no arguments it listens on 127.0.0.1:1883 with data under ./data,
+/// and lets clients in without a password (loopback only). Settings come from the defaults, then the config file, then these flags
 /// (each also settable through its HERALD_* environment variable). Logging
 /// is controlled by RUST_LOG (default: info). SIGHUP reloads the password
 /// and ACL files; SIGINT or SIGTERM stop the broker.
@@ -27,7 +27,8 @@ struct Cli {
     /// TOML config file (see --print-default-config for every key).
     #[arg(long, env = "HERALD_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
-    /// MQTT listener address, e.g. 0.0.0.0:1883.
+    /// Plain-TCP MQTT listener address, e.g. 0.0.0.0:1883 (TLS and WebSocket
+    /// listeners: [[listeners]] in the config file).
     #[arg(long, env = "HERALD_LISTEN", value_name = "ADDR")]
     listen: Option<SocketAddr>,
     /// Directory for durable state (created if missing, locked while running).
@@ -66,6 +67,7 @@ enum PasswdAction {
         /// Start a new file, replacing any existing one.
         #[arg(short = 'c', long)]
         create: bool,
+        /// The password file.
         file: PathBuf,
         username: String,
     },
@@ -75,12 +77,17 @@ enum PasswdAction {
         /// Start a new file, replacing any existing one.
         #[arg(short = 'c', long)]
         create: bool,
+        /// The password file.
         file: PathBuf,
         username: String,
         password: String,
     },
     /// Remove a user.
-    Delete { file: PathBuf, username: String },
+    Delete {
+        /// The password file.
+        file: PathBuf,
+        username: String,
+    },
 }
 
 fn main() -> ExitCode {

@@ -387,3 +387,30 @@ async fn reload_swaps_the_files_and_keeps_them_on_error() {
     })
     .await;
 }
+
+/// `--help` tells the truth about the security flags and subcommand.
+#[test]
+fn help_lists_the_security_flags() {
+    let out = Command::new(env!("CARGO_BIN_EXE_herald"))
+        .arg("--help")
+        .output()
+        .expect("herald runs");
+    let help = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "--password-file",
+        "--acl-file",
+        "passwd",
+        "SIGHUP",
+        "[[listeners]]",
+    ] {
+        assert!(help.contains(needle), "--help lacks {needle}: {help}");
+    }
+    let out = herald_passwd(&["--help"]);
+    let help = String::from_utf8_lossy(&out.stdout);
+    for needle in ["add", "batch", "delete"] {
+        assert!(
+            help.contains(needle),
+            "passwd --help lacks {needle}: {help}"
+        );
+    }
+}
