@@ -615,3 +615,32 @@ async fn stalled_handshakes_are_bounded_by_the_connect_timeout() {
     })
     .await;
 }
+
+/// `max_connections` counts connections on every listener together; one
+/// over it is closed at accept whichever listener it arrives on, even
+/// before its handshake.
+#[tokio::test]
+async fn max_connections_spans_every_listener() {
+    bounded(async {
+        let server = TestServer::start_with(|c| {
+            c.limits.max_connections = 2;
+            c.listeners.push(ListenerConfig::new(
+                ListenerKind::Ws,
+                SocketAddr::from(([127, 0, 0, 1], 0)),
+            ));
+            c.listeners.push(ListenerConfig::new(
+                ListenerKind::Tcp,
+                SocketAddr::from(([127, 0, 0, 1], 0)),
+            ));
+        })
+        .await;
+        let _plain = Raw::v311(server.addr, "a").await;
+        let _second = Raw::v311(server.listeners[1], "b").await;
+        // A silent connection on the WebSocket listener: closed at accept.
+        let mut third = Raw::open(server.listeners[0]).await;
+        assert!(third.expect_close().await.is_empty());
+        assert_eq!(stat(&server.broker.stats.connections_refused_limit), 1);
+        server.stop().await;
+    })
+    .await;
+}
