@@ -182,6 +182,12 @@ pub async fn serve(
 }
 
 impl ListenerCtx {
+    /// Whether no client can log in without a password file: no anonymous
+    /// access and no certificate usernames.
+    pub fn refuses_everyone(&self) -> bool {
+        !self.allow_anonymous && !self.config.use_identity_as_username
+    }
+
     async fn handshake(
         &self,
         mut stream: TcpStream,

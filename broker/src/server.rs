@@ -19,6 +19,11 @@ use crate::listener::{accept_any, Listener};
 use crate::security::{ClientOrigin, Security};
 use crate::stats::Stats;
 
+/// Logged for a listener where no client can log in.
+const NOBODY: &str = "no client can log in here: anonymous access is off on a \
+    non-loopback listener and there is no password file (set --password-file, or \
+    auth.allow_anonymous = true)";
+
 /// How long shutdown waits for connections to send their DISCONNECT.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -149,9 +154,16 @@ impl Server {
         let listen = self.listener.local_addr().unwrap_or(broker.config.listen);
         let allow_anonymous = Security::anonymous_default(&broker.config.auth, listen, None);
         info!(addr = %listen, allow_anonymous, "listening");
+        let no_passwords = broker.config.auth.password_file.is_none();
+        if !allow_anonymous && no_passwords {
+            warn!(addr = %listen, "{NOBODY}");
+        }
         for l in &self.listeners {
             let addr = l.local_addr().map(|a| a.to_string()).unwrap_or_default();
             info!(addr = %addr, kind = l.ctx.config.kind.as_str(), proxy_protocol = l.ctx.config.proxy_protocol, "listening");
+            if no_passwords && l.ctx.refuses_everyone() {
+                warn!(addr = %addr, "{NOBODY}");
+            }
         }
         tokio::pin!(shutdown);
         loop {
