@@ -59,9 +59,18 @@ async fn server_with(password_file: Option<PathBuf>, acl_file: Option<PathBuf>) 
     .await
 }
 
-/// [MQTT-3.1.3-?]/[MQTT-3.2.2-?]: CONNACK codes for a login, 3.1.1 and 5.0.
+/// The CONNACK code for a login; a refusal must be followed by the close of
+/// the connection ([MQTT-3.2.2-5] in 3.1.1, [MQTT-3.2.2-7] in 5.0).
 async fn connack_code(server: &TestServer, c: wire::Connect) -> u8 {
-    Raw::connect_raw(server.addr, &c).await.1.code
+    let (mut raw, ack) = Raw::connect_raw(server.addr, &c).await;
+    if ack.code != 0 {
+        let after = raw.expect_close().await;
+        assert!(
+            after.is_empty(),
+            "nothing after a refusing CONNACK: {after:?}"
+        );
+    }
+    ack.code
 }
 
 /// Files written by the real `mosquitto_passwd` ($7$ PBKDF2-SHA512, the
@@ -204,7 +213,7 @@ fn write_file(dir: &TempDir, name: &str, text: &str) -> PathBuf {
 }
 
 /// A denied SUBSCRIBE filter gets 0x80 (3.1.1) or 0x87 (5.0); the others
-/// in the same packet are granted [MQTT-3.9.3-?].
+/// in the same packet are granted, codes in filter order [MQTT-3.9.3-1].
 #[tokio::test]
 async fn acl_denies_subscribe() {
     bounded(async {
