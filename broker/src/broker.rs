@@ -33,6 +33,8 @@ use crate::trie::ShardedIndex;
 pub struct Broker {
     pub config: Arc<Config>,
     pub stats: Stats,
+    /// Password file, ACL, failed-login limiter, client-id owners.
+    pub security: crate::security::Security,
     /// Plain and shared subscriptions of every session (online or not).
     pub(crate) index: ShardedIndex<SessionKey, SubOpts>,
     /// Retained messages by topic.
@@ -71,7 +73,9 @@ impl Broker {
     /// a tokio runtime: recovered sessions get their expiry timers.
     pub fn new(config: Config, store: Store) -> Arc<Broker> {
         let (shutdown, _) = watch::channel(false);
+        let security = crate::security::Security::new(&config.auth);
         let broker = Arc::new(Broker {
+            security,
             config: Arc::new(config),
             stats: Stats::default(),
             index: ShardedIndex::default(),

@@ -11,8 +11,11 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// MQTT listener address.
+    /// The plain-TCP MQTT listener's address (always bound; loopback by
+    /// default).
     pub listen: SocketAddr,
+    /// More listeners: TCP, TLS, WebSocket, WebSocket over TLS.
+    pub listeners: Vec<ListenerConfig>,
     /// Directory for durable state; created if missing and locked so that
     /// two brokers never share it.
     pub data_dir: PathBuf,
@@ -20,6 +23,137 @@ pub struct Config {
     pub mqtt: MqttConfig,
     pub admin: AdminConfig,
     pub storage: StorageConfig,
+    pub auth: AuthConfig,
+}
+
+/// The transport of a listener.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ListenerKind {
+    /// MQTT over plain TCP.
+    #[default]
+    Tcp,
+    /// MQTT over TLS.
+    Tls,
+    /// MQTT over WebSocket (subprotocol `mqtt`).
+    Ws,
+    /// MQTT over WebSocket over TLS.
+    Wss,
+}
+
+impl ListenerKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ListenerKind::Tcp => "tcp",
+            ListenerKind::Tls => "tls",
+            ListenerKind::Ws => "ws",
+            ListenerKind::Wss => "wss",
+        }
+    }
+
+    pub fn is_tls(self) -> bool {
+        matches!(self, ListenerKind::Tls | ListenerKind::Wss)
+    }
+
+    pub fn is_websocket(self) -> bool {
+        matches!(self, ListenerKind::Ws | ListenerKind::Wss)
+    }
+}
+
+/// One entry of `[[listeners]]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerConfig {
+    /// Address to bind.
+    pub listen: SocketAddr,
+    /// `tcp`, `tls`, `ws` or `wss`.
+    #[serde(default)]
+    pub kind: ListenerKind,
+    /// PEM certificate chain (tls, wss).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key (tls, wss).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<PathBuf>,
+    /// PEM CA certificates that client certificates are verified against;
+    /// set, clients may present a certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ca_file: Option<PathBuf>,
+    /// Refuse clients without a valid certificate (needs `client_ca_file`).
+    #[serde(default)]
+    pub require_client_cert: bool,
+    /// The client certificate's Common Name is the username; no password
+    /// is asked (needs `require_client_cert`).
+    #[serde(default)]
+    pub use_identity_as_username: bool,
+    /// WebSocket path (ws, wss).
+    #[serde(default = "default_ws_path")]
+    pub path: String,
+    /// Expect a PROXY protocol v1 or v2 header before anything else and
+    /// take the client address from it.
+    #[serde(default)]
+    pub proxy_protocol: bool,
+    /// Clients without credentials on this listener; overrides
+    /// `auth.allow_anonymous` (never with a password file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_anonymous: Option<bool>,
+}
+
+fn default_ws_path() -> String {
+    "/mqtt".to_owned()
+}
+
+impl ListenerConfig {
+    /// A plain listener of `kind` on `listen`, everything else default.
+    pub fn new(kind: ListenerKind, listen: SocketAddr) -> ListenerConfig {
+        ListenerConfig {
+            listen,
+            kind,
+            cert_file: None,
+            key_file: None,
+            client_ca_file: None,
+            require_client_cert: false,
+            use_identity_as_username: false,
+            path: default_ws_path(),
+            proxy_protocol: false,
+            allow_anonymous: None,
+        }
+    }
+}
+
+/// Authentication and authorization.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Password file (`username:hash` lines, Mosquitto-compatible); when
+    /// set, every client must log in with a username and password.
+    pub password_file: Option<PathBuf>,
+    /// ACL file (Mosquitto format); when set, whatever it does not allow
+    /// is denied.
+    pub acl_file: Option<PathBuf>,
+    /// Clients without a username. Unset: allowed only when there is no
+    /// password file, and only on loopback listeners. `true` with a
+    /// password file is refused.
+    pub allow_anonymous: Option<bool>,
+    /// Failed logins allowed per source address per minute; further
+    /// attempts are refused unchecked until the minute is over. 0: no limit.
+    pub max_failed_logins_per_minute: u32,
+    /// A client id whose session exists belongs to the username that
+    /// created it: another username (or an anonymous client) cannot take
+    /// it over.
+    pub bind_client_id_to_username: bool,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            password_file: None,
+            acl_file: None,
+            allow_anonymous: None,
+            max_failed_logins_per_minute: 10,
+            bind_client_id_to_username: true,
+        }
+    }
 }
 
 /// The admin HTTP listener and `$SYS`.
@@ -117,11 +251,13 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 1883)),
+            listeners: Vec::new(),
             data_dir: PathBuf::from("./data"),
             limits: Limits::default(),
             mqtt: MqttConfig::default(),
             admin: AdminConfig::default(),
             storage: StorageConfig::default(),
+            auth: AuthConfig::default(),
         }
     }
 }
@@ -239,6 +375,42 @@ impl Config {
         if l.max_subscriptions_per_client == 0 {
             return invalid("limits.max_subscriptions_per_client", "must be at least 1");
         }
+        for l in &self.listeners {
+            let invalid = |why: &str| {
+                Err(ConfigError::Invalid {
+                    field: "listeners",
+                    why: format!("{} listener on {}: {why}", l.kind.as_str(), l.listen),
+                })
+            };
+            if l.kind.is_tls() && (l.cert_file.is_none() || l.key_file.is_none()) {
+                return invalid("needs cert_file and key_file");
+            }
+            if !l.kind.is_tls()
+                && (l.cert_file.is_some() || l.key_file.is_some() || l.client_ca_file.is_some())
+            {
+                return invalid("certificates are for tls and wss listeners");
+            }
+            if l.require_client_cert && l.client_ca_file.is_none() {
+                return invalid("require_client_cert needs client_ca_file");
+            }
+            if l.use_identity_as_username && !l.require_client_cert {
+                return invalid("use_identity_as_username needs require_client_cert");
+            }
+            if l.kind.is_websocket() && !l.path.starts_with('/') {
+                return invalid("path must start with /");
+            }
+            if self.auth.password_file.is_some() && l.allow_anonymous == Some(true) {
+                return invalid(
+                    "anonymous access is always off when a password file is configured",
+                );
+            }
+        }
+        if self.auth.password_file.is_some() && self.auth.allow_anonymous == Some(true) {
+            return invalid(
+                "auth.allow_anonymous",
+                "anonymous access is always off when a password file is configured",
+            );
+        }
         Ok(())
     }
 }
@@ -267,6 +439,27 @@ mod tests {
     fn unknown_keys_are_refused() {
         let err = toml::from_str::<Config>("listen = \"127.0.0.1:1\"\nlisten_typo = 1\n");
         assert!(err.is_err());
+    }
+
+    #[test]
+    fn listeners_parse_and_are_validated() {
+        let text = "[[listeners]]\nlisten = \"0.0.0.0:8883\"\nkind = \"tls\"\n\
+                    cert_file = \"c.pem\"\nkey_file = \"k.pem\"\n\
+                    [[listeners]]\nlisten = \"0.0.0.0:8080\"\nkind = \"ws\"\nproxy_protocol = true\n";
+        let c: Config = toml::from_str(text).expect("parses");
+        assert_eq!(c.listeners.len(), 2);
+        assert_eq!(c.listeners[1].path, "/mqtt");
+        assert!(c.listeners[1].proxy_protocol);
+        c.validate().expect("valid");
+        let mut bad = c.clone();
+        bad.listeners[0].key_file = None;
+        assert!(bad.validate().is_err());
+        let mut bad = c.clone();
+        bad.listeners[0].use_identity_as_username = true;
+        assert!(bad.validate().is_err());
+        let mut bad = c;
+        bad.listeners[1].path = "mqtt".into();
+        assert!(bad.validate().is_err());
     }
 
     #[test]

@@ -25,24 +25,26 @@ use bytestring::ByteString;
 use herald_storage::{
     Command, Outcome, SessionRecord, StoreError, Subscription, Ticket, Will as StoredWill,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tracing::debug;
 
+use crate::acl::Acl;
 use crate::broker::{msg_from_stored, msg_to_stored, now_ms, Broker};
 use crate::codec::{
     self, connack_v3, reason, ConnAck, ConnAckProperties, Connect, DecodeError, Disconnect,
     DisconnectProperties, Packet, ProtocolVersion, PubResp, Publish, PublishProperties, QoS,
     ReasonProperties, SubAck, Subscribe, UnsubAck, Unsubscribe,
 };
+use crate::security::{ClientOrigin, LoginError};
 use crate::session::{
     packet_id_for, Congestion, ConnLink, Delivery, Kick, KickSignal, Mailbox, Msg, SessionHandle,
     SubOpts,
 };
 use crate::stats::{packet_index, Drop, Stats};
 use crate::topic;
+use crate::transport::TransportWrite;
 
 /// Output waiting to be written above which the connection stops reading
 /// and stops taking deliveries until the socket drains.
@@ -185,12 +187,24 @@ async fn next_ack(acks: &mut VecDeque<PendingAck>) -> Result<(), StoreError> {
     }
 }
 
-/// Serves one accepted TCP connection until it closes.
-pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
+/// Serves one accepted TCP connection until it closes: the socket's own
+/// halves, no extra copy.
+pub async fn serve(broker: Arc<Broker>, stream: TcpStream, origin: ClientOrigin) {
     if let Err(e) = stream.set_nodelay(true) {
-        debug!(%peer, error = %e, "set_nodelay failed");
+        debug!(peer = %origin.peer, error = %e, "set_nodelay failed");
     }
     let (rd, wr) = stream.into_split();
+    serve_io(broker, rd, wr, origin).await;
+}
+
+/// Serves one connection over any transport, given its read and write
+/// halves, until it closes. Every transport shares this session logic.
+pub async fn serve_io<R, W>(broker: Arc<Broker>, rd: R, wr: W, origin: ClientOrigin)
+where
+    R: AsyncRead + Unpin + Send,
+    W: TransportWrite,
+{
+    let peer = origin.peer;
     let (done_tx, done_rx) = tokio::sync::watch::channel(());
     let mut conn = Connection {
         broker: Arc::clone(&broker),
@@ -228,16 +242,19 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
         kick: Arc::new(KickSignal::default()),
         done_rx,
         peer,
+        origin,
+        username: None,
+        acl: (u64::MAX, None),
     };
     let close = conn.run().await;
     conn.finish(close).await;
     drop(done_tx);
 }
 
-struct Connection {
+struct Connection<R, W> {
     broker: Arc<Broker>,
-    rd: OwnedReadHalf,
-    wr: OwnedWriteHalf,
+    rd: R,
+    wr: W,
     rbuf: BytesMut,
     /// Encoded output not yet written: every packet goes here and is written
     /// in as few syscalls as the socket allows (coalescing).
@@ -299,9 +316,17 @@ struct Connection {
     kick: Arc<KickSignal>,
     done_rx: tokio::sync::watch::Receiver<()>,
     peer: SocketAddr,
+    /// The listener's view of the client: address, anonymous policy,
+    /// certificate username.
+    origin: ClientOrigin,
+    /// The username the client logged in as (None: anonymous).
+    username: Option<Arc<str>>,
+    /// The ACL as of the security generation in `.0`; refreshed when a
+    /// reload bumps the generation.
+    acl: (u64, Option<Arc<Acl>>),
 }
 
-impl Connection {
+impl<R: AsyncRead + Unpin + Send, W: TransportWrite> Connection<R, W> {
     fn v5(&self) -> bool {
         self.version.is_v5()
     }
@@ -461,6 +486,7 @@ impl Connection {
                 return Err(self.refuse(reason::TOPIC_NAME_INVALID, connack_v3::NOT_AUTHORIZED));
             }
         }
+        self.login(&c, &client_id).await?;
         if self.v5() {
             let p = &c.properties;
             self.client_receive_max = p.receive_maximum.unwrap_or(u16::MAX);
@@ -554,6 +580,91 @@ impl Connection {
         self.resend_inflight();
         self.fill_window();
         Ok(())
+    }
+
+    /// Authenticates the client, checks its will against the ACL, and binds
+    /// the client id to its username.
+    async fn login(&mut self, c: &Connect, client_id: &Arc<str>) -> Result<(), Close> {
+        let security = &self.broker.security;
+        let login = security
+            .login(&self.origin, c.username.as_deref(), c.password.as_deref())
+            .await;
+        let stats = &self.broker.stats;
+        let user = match login {
+            Ok(user) => user,
+            Err(e) => {
+                debug!(peer = %self.peer, transport = self.origin.transport, reason = ?e, "login refused");
+                let (counter, v5, v3) = match e {
+                    // [MQTT-3.1.4-2]: a refused CONNECT gets a CONNACK
+                    // with a failure code, then the connection closes.
+                    LoginError::BadCredentials => (
+                        &stats.logins_failed_bad_credentials,
+                        reason::BAD_USER_NAME_OR_PASSWORD,
+                        connack_v3::BAD_USER_NAME_OR_PASSWORD,
+                    ),
+                    LoginError::NotAuthorized => (
+                        &stats.logins_failed_not_authorized,
+                        reason::NOT_AUTHORIZED,
+                        connack_v3::NOT_AUTHORIZED,
+                    ),
+                    LoginError::RateLimited => (
+                        &stats.logins_failed_rate_limited,
+                        reason::CONNECTION_RATE_EXCEEDED,
+                        connack_v3::NOT_AUTHORIZED,
+                    ),
+                };
+                Stats::inc(counter);
+                return Err(self.refuse(v5, v3));
+            }
+        };
+        self.username = user;
+        if let Some(w) = &c.will {
+            if !self.acl_allows(&w.topic, true) {
+                Stats::inc(&self.broker.stats.acl_denied_publish);
+                return Err(self.refuse(reason::NOT_AUTHORIZED, connack_v3::NOT_AUTHORIZED));
+            }
+        }
+        let broker = Arc::clone(&self.broker);
+        let claimed = broker
+            .security
+            .claim_client_id(client_id, self.username.as_ref(), |id| {
+                broker.registry.lock().contains_key(id)
+            });
+        if !claimed {
+            Stats::inc(&self.broker.stats.logins_failed_not_authorized);
+            debug!(peer = %self.peer, client_id = %client_id, "client id belongs to another user");
+            return Err(self.refuse(reason::NOT_AUTHORIZED, connack_v3::NOT_AUTHORIZED));
+        }
+        Ok(())
+    }
+
+    /// The current ACL (None: everything is allowed).
+    fn current_acl(&mut self) -> Option<&Acl> {
+        let generation = self.broker.security.generation();
+        if self.acl.0 != generation {
+            self.acl = (generation, self.broker.security.acl());
+        }
+        self.acl.1.as_deref()
+    }
+
+    /// Whether the ACL lets this client write (or read) `topic`.
+    fn acl_allows(&mut self, topic: &str, write: bool) -> bool {
+        let user = self.username.clone();
+        let client_id = Arc::clone(&self.client_id);
+        match self.current_acl() {
+            None => true,
+            Some(acl) => acl.check(user.as_deref(), &client_id, topic, write),
+        }
+    }
+
+    /// Whether the ACL lets this client subscribe to `filter`.
+    fn acl_allows_subscribe(&mut self, filter: &str) -> bool {
+        let user = self.username.clone();
+        let client_id = Arc::clone(&self.client_id);
+        match self.current_acl() {
+            None => true,
+            Some(acl) => acl.check_subscribe(user.as_deref(), &client_id, filter),
+        }
     }
 
     /// Takes the session of `client_id`: kicks and waits for a live owner,
@@ -811,7 +922,7 @@ impl Connection {
             }
             // Write what is ready now, without waiting for another turn.
             if !self.wbuf.is_empty() {
-                match self.wr.try_write(&self.wbuf) {
+                match self.wr.try_write_now(&self.wbuf) {
                     Ok(n) => {
                         let _ = self.wbuf.split_to(n);
                     }
@@ -859,6 +970,14 @@ impl Connection {
     /// or dropped; QoS 1/2 ones are never dropped for want of room: the
     /// bound is kept by pausing their publishers (backpressure).
     fn deliver(&mut self, d: Delivery) {
+        if self.acl.1.is_some() || self.acl.0 != self.broker.security.generation() {
+            let topic = d.msg.topic.clone();
+            if !self.acl_allows(&topic, false) {
+                Stats::inc(&self.broker.stats.acl_denied_deliver);
+                self.complete_stored(d.seq);
+                return;
+            }
+        }
         if d.msg.is_expired(Instant::now()) {
             self.broker.stats.dropped(Drop::Expired);
             self.complete_stored(d.seq);
@@ -1058,6 +1177,29 @@ impl Connection {
             return Err(self.protocol_error(reason::PROTOCOL_ERROR));
         }
         let packet_id = p.packet_id.unwrap_or(0);
+        if !self.acl_allows(&p.topic, true) {
+            // Denied: 3.x drops it silently (acknowledged as usual so the
+            // client does not resend); 5.0 answers QoS 1/2 with 0x87.
+            Stats::inc(&self.broker.stats.acl_denied_publish);
+            let code = if self.v5() {
+                reason::NOT_AUTHORIZED
+            } else {
+                reason::SUCCESS
+            };
+            match p.qos {
+                QoS::AtMostOnce => {}
+                QoS::AtLeastOnce => self.ack(Packet::PubAck, packet_id, code),
+                QoS::ExactlyOnce => {
+                    if !self.v5() {
+                        // 3.x QoS 2 continues with PUBREL; remember the id
+                        // so PUBCOMP answers it.
+                        self.inbound_qos2.insert(packet_id);
+                    }
+                    self.ack(Packet::PubRec, packet_id, code)
+                }
+            }
+            return Ok(());
+        }
         if p.qos != QoS::AtMostOnce && self.v5() {
             // The client must respect our Receive Maximum [MQTT-3.3.4-7].
             let in_use = self.inbound_qos2.len() + self.pending_pubacks;
@@ -1299,6 +1441,15 @@ impl Connection {
                 // No Local on a shared subscription [MQTT-3.8.3-4].
                 return Err(self.protocol_error(reason::PROTOCOL_ERROR));
             }
+            if !self.acl_allows_subscribe(filter) {
+                Stats::inc(&self.broker.stats.acl_denied_subscribe);
+                codes.push(if self.v5() {
+                    reason::NOT_AUTHORIZED
+                } else {
+                    0x80
+                });
+                continue;
+            }
             let opts = SubOpts {
                 qos: f.qos,
                 no_local: self.v5() && f.no_local,
@@ -1475,7 +1626,7 @@ impl Connection {
             // A client that stopped reading will not take the rest: one
             // attempt, no waiting.
             Close::SlowConsumer => {
-                let _ = self.wr.try_write(&self.wbuf);
+                let _ = self.wr.try_write_now(&self.wbuf);
             }
             _ => {
                 let _ = tokio::time::timeout(CLOSE_FLUSH, self.flush()).await;
@@ -1552,7 +1703,7 @@ async fn wait_drained(paused: &[Congestion], deadline: tokio::time::Instant) -> 
 }
 
 /// Reads more bytes into `buf`, growing it in chunks.
-async fn read_into(rd: &mut OwnedReadHalf, buf: &mut BytesMut) -> std::io::Result<usize> {
+async fn read_into<R: AsyncRead + Unpin>(rd: &mut R, buf: &mut BytesMut) -> std::io::Result<usize> {
     if buf.capacity() - buf.len() < READ_CHUNK / 4 {
         buf.reserve(READ_CHUNK);
     }

@@ -1,28 +1,34 @@
 //! The `herald` binary: parse flags, load the config, run the broker until
-//! SIGINT or SIGTERM.
+//! SIGINT or SIGTERM (SIGHUP reloads the password and ACL files); or manage
+//! a password file (`herald passwd`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
+use herald::auth::{passwd, PasswdOp};
 use herald::config::Config;
 use herald::server::Server;
 use tracing_subscriber::EnvFilter;
 
 /// Herald: a highly-available MQTT 3.1 / 3.1.1 / 5.0 broker.
 ///
-/// With no arguments it listens on 127.0.0.1:1883 with data under ./data.
-/// Settings come from the defaults, then the config file, then these flags
+/// With no arguments it listens on 127.0.0.1:1883 with data under ./data,
+/// and lets clients in without a password (loopback only). Settings come from the defaults, then the config file, then these flags
 /// (each also settable through its HERALD_* environment variable). Logging
-/// is controlled by RUST_LOG (default: info).
+/// is controlled by RUST_LOG (default: info). SIGHUP reloads the password
+/// and ACL files; SIGINT or SIGTERM stop the broker.
 #[derive(Debug, Parser)]
 #[command(name = "herald", version, about, long_about)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// TOML config file (see --print-default-config for every key).
     #[arg(long, env = "HERALD_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
-    /// MQTT listener address, e.g. 0.0.0.0:1883.
+    /// Plain-TCP MQTT listener address, e.g. 0.0.0.0:1883 (TLS and WebSocket
+    /// listeners: [[listeners]] in the config file).
     #[arg(long, env = "HERALD_LISTEN", value_name = "ADDR")]
     listen: Option<SocketAddr>,
     /// Directory for durable state (created if missing, locked while running).
@@ -31,13 +37,70 @@ struct Cli {
     /// Admin HTTP address (/metrics, /health/live, /health/ready).
     #[arg(long, env = "HERALD_ADMIN_LISTEN", value_name = "ADDR")]
     admin_listen: Option<SocketAddr>,
+    /// Password file (Mosquitto-compatible); clients must log in. Managed
+    /// with `herald passwd`.
+    #[arg(long, env = "HERALD_PASSWORD_FILE", value_name = "FILE")]
+    password_file: Option<PathBuf>,
+    /// ACL file (Mosquitto format); what it does not allow is denied.
+    #[arg(long, env = "HERALD_ACL_FILE", value_name = "FILE")]
+    acl_file: Option<PathBuf>,
     /// Print the default configuration as TOML and exit.
     #[arg(long, env = "HERALD_PRINT_DEFAULT_CONFIG")]
     print_default_config: bool,
 }
 
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Manage a password file. New entries are argon2id; Mosquitto's $7$
+    /// and $6$ entries are kept as they are and still accepted by the broker.
+    Passwd {
+        #[command(subcommand)]
+        action: PasswdAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PasswdAction {
+    /// Add a user or change their password, read as one line from
+    /// standard input.
+    Add {
+        /// Start a new file, replacing any existing one.
+        #[arg(short = 'c', long)]
+        create: bool,
+        /// The password file.
+        file: PathBuf,
+        username: String,
+    },
+    /// Add a user or change their password, given on the command line
+    /// (visible to other local users while it runs; prefer `add`).
+    Batch {
+        /// Start a new file, replacing any existing one.
+        #[arg(short = 'c', long)]
+        create: bool,
+        /// The password file.
+        file: PathBuf,
+        username: String,
+        password: String,
+    },
+    /// Remove a user.
+    Delete {
+        /// The password file.
+        file: PathBuf,
+        username: String,
+    },
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Passwd { action }) = cli.command {
+        return match run_passwd(action) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("herald passwd: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if cli.print_default_config {
         print!("{}", Config::default_toml());
         return ExitCode::SUCCESS;
@@ -71,14 +134,85 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(dir) = cli.data_dir {
         config.data_dir = dir;
     }
+    if let Some(file) = cli.password_file {
+        config.auth.password_file = Some(file);
+    }
+    if let Some(file) = cli.acl_file {
+        config.auth.acl_file = Some(file);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
         let server = Server::bind(config).await?;
+        reload_on_sighup(server.broker());
         server.run(shutdown_signal()).await;
         Ok(())
     })
+}
+
+fn run_passwd(action: PasswdAction) -> anyhow::Result<()> {
+    let (file, op, create) = match action {
+        PasswdAction::Add {
+            create,
+            file,
+            username,
+        } => {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            let password = line.trim_end_matches(['\r', '\n']).to_owned();
+            if password.is_empty() {
+                anyhow::bail!("no password on standard input");
+            }
+            let op = PasswdOp::Set {
+                user: username,
+                password,
+            };
+            (file, op, create)
+        }
+        PasswdAction::Batch {
+            create,
+            file,
+            username,
+            password,
+        } => {
+            let op = PasswdOp::Set {
+                user: username,
+                password,
+            };
+            (file, op, create)
+        }
+        PasswdAction::Delete { file, username } => {
+            (file, PasswdOp::Delete { user: username }, false)
+        }
+    };
+    passwd(&file, &op, create)?;
+    Ok(())
+}
+
+/// Reloads the password and ACL files on every SIGHUP; a file that fails
+/// to load leaves the previous one in force.
+fn reload_on_sighup(broker: std::sync::Arc<herald::broker::Broker>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch SIGHUP; the password and ACL files will not be reloaded");
+            return;
+        }
+    };
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            match broker.security.reload() {
+                Ok(()) => {
+                    tracing::info!(files = ?broker.security.files(), "reloaded the password and ACL files")
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "reload failed; the previous password and ACL files stay in force")
+                }
+            }
+        }
+    });
 }
 
 /// Completes on SIGINT or SIGTERM.

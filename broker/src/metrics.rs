@@ -167,6 +167,24 @@ pub const DEFS: &[Def] = &[
         "Persistent sessions ended by their expiry.",
     ),
     def(
+        "herald_handshakes_failed_total",
+        Kind::Counter,
+        &[],
+        "Connections closed before MQTT began: a failed TLS or WebSocket handshake, or an invalid PROXY header.",
+    ),
+    def(
+        "herald_logins_failed_total",
+        Kind::Counter,
+        &["reason"],
+        "Logins refused (reason=bad_credentials, not_authorized or rate_limited).",
+    ),
+    def(
+        "herald_acl_denied_total",
+        Kind::Counter,
+        &["action"],
+        "Operations refused by the ACL (action=publish, subscribe or deliver).",
+    ),
+    def(
         "herald_sessions",
         Kind::Gauge,
         &["state"],
@@ -338,6 +356,21 @@ fn export(broker: &Broker) {
     counter!("herald_takeovers_total").absolute(get(&s.takeovers));
     counter!("herald_wills_published_total").absolute(get(&s.wills_published));
     counter!("herald_sessions_expired_total").absolute(get(&s.sessions_expired));
+    counter!("herald_handshakes_failed_total").absolute(get(&s.handshakes_failed));
+    for (reason, c) in [
+        ("bad_credentials", &s.logins_failed_bad_credentials),
+        ("not_authorized", &s.logins_failed_not_authorized),
+        ("rate_limited", &s.logins_failed_rate_limited),
+    ] {
+        counter!("herald_logins_failed_total", "reason" => reason).absolute(get(c));
+    }
+    for (action, c) in [
+        ("publish", &s.acl_denied_publish),
+        ("subscribe", &s.acl_denied_subscribe),
+        ("deliver", &s.acl_denied_deliver),
+    ] {
+        counter!("herald_acl_denied_total", "action" => action).absolute(get(c));
+    }
     let (online, offline) = broker.session_counts();
     gauge!("herald_sessions", "state" => "online").set(online as f64);
     gauge!("herald_sessions", "state" => "offline").set(offline as f64);

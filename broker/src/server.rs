@@ -16,7 +16,14 @@ use tracing::{info, warn};
 
 use crate::broker::Broker;
 use crate::config::Config;
+use crate::listener::{accept_any, Listener};
+use crate::security::{ClientOrigin, Security};
 use crate::stats::Stats;
+
+/// Logged for a listener where no client can log in.
+const NOBODY: &str = "no client can log in here: anonymous access is off on a \
+    non-loopback listener and there is no password file (set --password-file, or \
+    auth.allow_anonymous = true)";
 
 /// How long shutdown waits for connections to send their DISCONNECT.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -31,6 +38,10 @@ pub enum StartError {
         path: String,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthError),
+    #[error(transparent)]
+    Listener(#[from] crate::listener::ListenerError),
     #[error("data directory {0} is in use by another herald process")]
     DataDirLocked(String),
     #[error("cannot listen on {addr} (admin HTTP): {source}")]
@@ -54,6 +65,8 @@ pub enum StartError {
 pub struct Server {
     broker: Arc<Broker>,
     listener: TcpListener,
+    /// `[[listeners]]`, in config order.
+    listeners: Vec<Listener>,
     /// The admin HTTP listener, when enabled.
     admin: Option<TcpListener>,
     /// Held for the server's life: an exclusive lock on the data directory.
@@ -86,6 +99,10 @@ impl Server {
                     addr: config.listen,
                     source,
                 })?;
+        let mut listeners = Vec::with_capacity(config.listeners.len());
+        for l in &config.listeners {
+            listeners.push(Listener::bind(l, &config.auth).await?);
+        }
         let admin = if config.admin.enabled {
             let addr = config.admin.listen;
             Some(
@@ -96,9 +113,12 @@ impl Server {
         } else {
             None
         };
+        let broker = Broker::new(config, store);
+        broker.security.reload()?;
         Ok(Server {
-            broker: Broker::new(config, store),
+            broker,
             listener,
+            listeners,
             admin,
             _lock: lock,
         })
@@ -107,6 +127,14 @@ impl Server {
     /// The address actually bound (useful with port 0).
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The addresses of `[[listeners]]`, in config order.
+    pub fn listener_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect()
     }
 
     /// The admin HTTP address actually bound, when enabled.
@@ -140,7 +168,20 @@ impl Server {
             let every = Duration::from_secs(broker.config.admin.sys_interval_secs);
             background.spawn(crate::sys::run(Arc::clone(&broker), every));
         }
-        info!(addr = %self.listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "listening");
+        let listen = self.listener.local_addr().unwrap_or(broker.config.listen);
+        let allow_anonymous = Security::anonymous_default(&broker.config.auth, listen, None);
+        info!(addr = %listen, allow_anonymous, "listening");
+        let no_passwords = broker.config.auth.password_file.is_none();
+        if !allow_anonymous && no_passwords {
+            warn!(addr = %listen, "{NOBODY}");
+        }
+        for l in &self.listeners {
+            let addr = l.local_addr().map(|a| a.to_string()).unwrap_or_default();
+            info!(addr = %addr, kind = l.ctx.config.kind.as_str(), proxy_protocol = l.ctx.config.proxy_protocol, "listening");
+            if no_passwords && l.ctx.refuses_everyone() {
+                warn!(addr = %addr, "{NOBODY}");
+            }
+        }
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -162,9 +203,39 @@ impl Server {
                     };
                     Stats::inc(&broker.stats.connections_accepted);
                     let broker = Arc::clone(&broker);
+                    let origin = ClientOrigin {
+                        peer,
+                        allow_anonymous,
+                        cert_username: None,
+                        transport: "tcp",
+                    };
                     tasks.spawn(async move {
                         Stats::inc(&broker.stats.connections_current);
-                        crate::connection::serve(Arc::clone(&broker), stream, peer).await;
+                        crate::connection::serve(Arc::clone(&broker), stream, origin).await;
+                        broker.stats.connections_current.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                        drop(permit);
+                    });
+                }
+                (i, accepted) = accept_any(&self.listeners), if !self.listeners.is_empty() => {
+                    let (stream, peer) = match accepted {
+                        Ok(x) => x,
+                        Err(e) => {
+                            warn!(error = %e, "accept failed");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    };
+                    let Ok(permit) = Arc::clone(&limit).try_acquire_owned() else {
+                        Stats::inc(&broker.stats.connections_refused_limit);
+                        drop(stream);
+                        continue;
+                    };
+                    Stats::inc(&broker.stats.connections_accepted);
+                    let broker = Arc::clone(&broker);
+                    let ctx = Arc::clone(&self.listeners[i].ctx);
+                    tasks.spawn(async move {
+                        Stats::inc(&broker.stats.connections_current);
+                        crate::listener::serve(ctx, Arc::clone(&broker), stream, peer).await;
                         broker.stats.connections_current.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
                         drop(permit);
                     });
@@ -174,6 +245,7 @@ impl Server {
         }
         info!("shutting down");
         drop(self.listener);
+        drop(self.listeners);
         broker.begin_shutdown();
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
             while tasks.join_next().await.is_some() {}

@@ -113,6 +113,22 @@ pub struct Stats {
     pub dropped_slow_consumer: AtomicU64,
     pub wills_published: AtomicU64,
     pub sessions_expired: AtomicU64,
+    /// Logins refused: unknown user or wrong password.
+    pub logins_failed_bad_credentials: AtomicU64,
+    /// Logins refused: no credentials where needed, or a client id bound
+    /// to another username.
+    pub logins_failed_not_authorized: AtomicU64,
+    /// Logins refused unchecked: the source address failed too often.
+    pub logins_failed_rate_limited: AtomicU64,
+    /// Connections closed before MQTT began: a failed TLS or WebSocket
+    /// handshake, or an invalid PROXY header.
+    pub handshakes_failed: AtomicU64,
+    /// PUBLISH (or will) refused by the ACL.
+    pub acl_denied_publish: AtomicU64,
+    /// SUBSCRIBE filters refused by the ACL.
+    pub acl_denied_subscribe: AtomicU64,
+    /// Messages not delivered because the receiver may not read the topic.
+    pub acl_denied_deliver: AtomicU64,
     /// Outbound QoS 1/2 messages awaiting acknowledgement, all connections.
     pub inflight: AtomicU64,
     pub packets_received: [AtomicU64; 15],

@@ -62,6 +62,8 @@ pub fn stat(c: &std::sync::atomic::AtomicU64) -> u64 {
 /// The server under test. Dropping it (or [`TestServer::stop`]) shuts it down.
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// The addresses of the configured `[[listeners]]`, in order.
+    pub listeners: Vec<SocketAddr>,
     /// The admin HTTP address (bound on a free port).
     pub admin: Option<SocketAddr>,
     pub broker: Arc<Broker>,
@@ -91,6 +93,7 @@ impl TestServer {
         tweak(&mut config);
         let server = Server::bind(config).await.expect("server binds");
         let addr = server.local_addr().expect("bound address");
+        let listeners = server.listener_addrs();
         let admin = server.admin_addr();
         let broker = server.broker();
         let (tx, rx) = oneshot::channel::<()>();
@@ -99,6 +102,7 @@ impl TestServer {
         }));
         TestServer {
             addr,
+            listeners,
             admin,
             broker,
             shutdown: Some(tx),
@@ -239,6 +243,8 @@ pub mod wire {
         /// 5.0 CONNECT properties (without the length prefix).
         pub props: Vec<Vec<u8>>,
         pub will: Option<Will>,
+        pub username: Option<String>,
+        pub password: Option<Vec<u8>>,
     }
 
     impl Connect {
@@ -258,6 +264,8 @@ pub mod wire {
                 client_id: id.to_owned(),
                 props: Vec::new(),
                 will: None,
+                username: None,
+                password: None,
             }
         }
         pub fn v5(id: &str) -> Connect {
@@ -282,6 +290,11 @@ pub mod wire {
             self.will = Some(w);
             self
         }
+        pub fn login(mut self, user: &str, password: &str) -> Connect {
+            self.username = Some(user.to_owned());
+            self.password = Some(password.as_bytes().to_vec());
+            self
+        }
 
         pub fn bytes(&self) -> Vec<u8> {
             let v5 = self.level == 5;
@@ -297,6 +310,12 @@ pub mod wire {
                     flags |= 0x20;
                 }
             }
+            if self.username.is_some() {
+                flags |= 0x80;
+            }
+            if self.password.is_some() {
+                flags |= 0x40;
+            }
             body.push(flags);
             body.extend(self.keep_alive.to_be_bytes());
             if v5 {
@@ -309,6 +328,12 @@ pub mod wire {
                 }
                 body.extend(string(w.topic.as_bytes()));
                 body.extend(string(&w.payload));
+            }
+            if let Some(u) = &self.username {
+                body.extend(string(u.as_bytes()));
+            }
+            if let Some(p) = &self.password {
+                body.extend(string(p));
             }
             frame(0x10, &body)
         }
