@@ -187,6 +187,8 @@ fn publish_appends_once_shared(make: &dyn Fn(QueueLimits) -> Store) {
         &b.queue[&1].message
     ));
     assert_eq!(a.queue.keys().copied().collect::<Vec<_>>(), vec![1, 2]);
+    // Totals for the queue gauges: 3 entries of 5 + 7 + 5 bytes.
+    assert_eq!(s.queue_totals(), (3, 17));
 }
 
 fn queue_limits_refuse_the_newest(make: &dyn Fn(QueueLimits) -> Store) {

@@ -120,6 +120,13 @@ impl MemState {
         self.sessions.values()
     }
 
+    /// Queue entries and queued bytes over every session, from the byte
+    /// totals kept per session (no walk over the entries).
+    pub fn queue_totals(&self) -> (usize, usize) {
+        let entries = self.sessions.values().map(|r| r.queue.len()).sum();
+        (entries, self.queued_bytes.values().sum())
+    }
+
     pub fn session(&self, client_id: &str) -> Option<&SessionRecord> {
         self.sessions.get(client_id)
     }

@@ -308,12 +308,9 @@ impl Store {
     }
 
     /// Queue entries and their bytes over every stored session (for the
-    /// queue gauges; walks the sessions, so call it at scrape time only).
+    /// queue gauges, at scrape time).
     pub fn queue_totals(&self) -> (usize, usize) {
-        let core = self.inner.core.lock();
-        core.state.sessions().fold((0, 0), |(n, b), r| {
-            (n + r.queue.len(), b + r.queued_bytes())
-        })
+        self.inner.core.lock().state.queue_totals()
     }
 
     /// Number of distinct message bodies held by queues (each stored once,
