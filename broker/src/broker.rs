@@ -112,6 +112,7 @@ impl Broker {
                 let epoch = {
                     let mut st = handle.state.lock();
                     st.persistent = true;
+                    st.owner = record.owner.as_deref().map(Arc::from);
                     // Whatever was queued before the restart may have been sent.
                     st.sent_up_to = record.next_seq.saturating_sub(1);
                     for (filter, sub) in &record.subscriptions {

@@ -491,7 +491,7 @@ impl<R: AsyncRead + Unpin + Send, W: TransportWrite> Connection<R, W> {
                 return Err(self.refuse(reason::TOPIC_NAME_INVALID, connack_v3::NOT_AUTHORIZED));
             }
         }
-        self.login(&c, &client_id).await?;
+        self.login(&c).await?;
         if self.v5() {
             let p = &c.properties;
             self.client_receive_max = p.receive_maximum.unwrap_or(u16::MAX);
@@ -532,6 +532,7 @@ impl<R: AsyncRead + Unpin + Send, W: TransportWrite> Connection<R, W> {
                 protocol_level: c.protocol.level(),
                 expiry_secs: session_expiry,
                 will: self.will.as_ref().map(stored_will),
+                username: self.username.as_deref().map(str::to_owned),
                 now_ms: now_ms(),
             });
             if ticket.wait().await.is_err() {
@@ -587,9 +588,8 @@ impl<R: AsyncRead + Unpin + Send, W: TransportWrite> Connection<R, W> {
         Ok(())
     }
 
-    /// Authenticates the client, checks its will against the ACL, and binds
-    /// the client id to its username.
-    async fn login(&mut self, c: &Connect, client_id: &Arc<str>) -> Result<(), Close> {
+    /// Authenticates the client and checks its will against the ACL.
+    async fn login(&mut self, c: &Connect) -> Result<(), Close> {
         let security = &self.broker.security;
         let login = security
             .login(&self.origin, c.username.as_deref(), c.password.as_deref())
@@ -629,17 +629,6 @@ impl<R: AsyncRead + Unpin + Send, W: TransportWrite> Connection<R, W> {
                 return Err(self.refuse(reason::NOT_AUTHORIZED, connack_v3::NOT_AUTHORIZED));
             }
         }
-        let broker = Arc::clone(&self.broker);
-        let claimed = broker
-            .security
-            .claim_client_id(client_id, self.username.as_ref(), |id| {
-                broker.registry.lock().contains_key(id)
-            });
-        if !claimed {
-            Stats::inc(&self.broker.stats.logins_failed_not_authorized);
-            debug!(peer = %self.peer, client_id = %client_id, "client id belongs to another user");
-            return Err(self.refuse(reason::NOT_AUTHORIZED, connack_v3::NOT_AUTHORIZED));
-        }
         Ok(())
     }
 
@@ -675,12 +664,17 @@ impl<R: AsyncRead + Unpin + Send, W: TransportWrite> Connection<R, W> {
     /// Takes the session of `client_id`: kicks and waits for a live owner,
     /// ends an old session when `clean_start`, and links this connection.
     /// Returns the handle and, when an existing session was kept, `Some(())`.
+    /// With client ids bound to usernames, a session another username
+    /// opened is refused; the check and the claim are one step under the
+    /// registry lock, so two logins racing for a new client id cannot both
+    /// pass.
     async fn attach(
         &mut self,
         client_id: &Arc<str>,
         clean_start: bool,
     ) -> Result<(Arc<SessionHandle>, Option<()>), Close> {
         let tx = Arc::clone(&self.mailbox);
+        let bound = self.broker.security.binds_client_ids();
         for _ in 0..8 {
             let mut wait_for = None;
             let mut discard = None;
@@ -689,6 +683,15 @@ impl<R: AsyncRead + Unpin + Send, W: TransportWrite> Connection<R, W> {
                 match registry.get(client_id) {
                     Some(h) => {
                         let mut st = h.state.lock();
+                        if bound && st.owner != self.username {
+                            drop(st);
+                            drop(registry);
+                            Stats::inc(&self.broker.stats.logins_failed_not_authorized);
+                            debug!(peer = %self.peer, client_id = %client_id, "client id belongs to another user");
+                            return Err(
+                                self.refuse(reason::NOT_AUTHORIZED, connack_v3::NOT_AUTHORIZED)
+                            );
+                        }
                         if let Some(link) = &st.link {
                             link.kick.kick(Kick::Takeover);
                             Stats::inc(&self.broker.stats.takeovers);
@@ -702,6 +705,7 @@ impl<R: AsyncRead + Unpin + Send, W: TransportWrite> Connection<R, W> {
                         } else {
                             st.link = Some(self.link(tx.clone()));
                             st.epoch = self.epoch;
+                            st.owner.clone_from(&self.username);
                             return Ok((Arc::clone(h), Some(())));
                         }
                     }
@@ -711,6 +715,7 @@ impl<R: AsyncRead + Unpin + Send, W: TransportWrite> Connection<R, W> {
                             let mut st = h.state.lock();
                             st.link = Some(self.link(tx.clone()));
                             st.epoch = self.epoch;
+                            st.owner.clone_from(&self.username);
                         }
                         registry.insert(Arc::clone(client_id), Arc::clone(&h));
                         return Ok((h, None));

@@ -14,14 +14,13 @@
 //! 5. the client id must not belong to another username's live or stored
 //!    session.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::RwLock;
 use tokio::sync::Semaphore;
 
 use crate::acl::Acl;
@@ -71,9 +70,6 @@ pub struct Security {
     /// Replaced whole by [`Security::reload`]; readers clone the `Arc`s.
     loaded: RwLock<Loaded>,
     limiter: LoginLimiter,
-    /// Client id → the username (None: anonymous) that created its session.
-    /// Stale entries (no session any more) are ignored and pruned.
-    owners: Mutex<HashMap<Arc<str>, Option<Arc<str>>>>,
     /// Bounds concurrent password hashing.
     hashing: Arc<Semaphore>,
     /// Bumped by every successful reload, so connections can cache the ACL
@@ -92,7 +88,6 @@ impl Security {
                 config.max_failed_logins_per_minute,
                 Duration::from_secs(60),
             ),
-            owners: Mutex::new(HashMap::new()),
             hashing: Arc::new(Semaphore::new(HASHING_PERMITS)),
             generation: AtomicU64::new(0),
         }
@@ -187,28 +182,11 @@ impl Security {
         result
     }
 
-    /// Claims `client_id` for `user`. Refused when the client id has a
-    /// session (`has_session` says so) created by another username.
-    pub fn claim_client_id(
-        &self,
-        client_id: &Arc<str>,
-        user: Option<&Arc<str>>,
-        has_session: impl Fn(&str) -> bool,
-    ) -> bool {
-        if !self.config.bind_client_id_to_username {
-            return true;
-        }
-        let mut owners = self.owners.lock();
-        if let Some(owner) = owners.get(client_id) {
-            if owner.as_deref() != user.map(|u| &**u) && has_session(client_id) {
-                return false;
-            }
-        }
-        if owners.len() >= 1024 && owners.len().is_power_of_two() {
-            owners.retain(|id, _| has_session(id));
-        }
-        owners.insert(Arc::clone(client_id), user.cloned());
-        true
+    /// Whether a client id belongs to the username that opened its session
+    /// (`[auth] bind_client_id_to_username`); the connection checks it when
+    /// it takes the session.
+    pub fn binds_client_ids(&self) -> bool {
+        self.config.bind_client_id_to_username
     }
 
     /// The ACL, when one is configured.
@@ -297,25 +275,5 @@ mod tests {
             Err(LoginError::RateLimited),
             "two failures within the minute: refused even with the right password"
         );
-    }
-
-    #[test]
-    fn client_ids_are_bound_to_their_username() {
-        let s = Security::new(&AuthConfig::default());
-        let id: Arc<str> = Arc::from("dev1");
-        let alice: Arc<str> = Arc::from("alice");
-        let bob: Arc<str> = Arc::from("bob");
-        assert!(s.claim_client_id(&id, Some(&alice), |_| false));
-        assert!(!s.claim_client_id(&id, Some(&bob), |_| true));
-        assert!(!s.claim_client_id(&id, None, |_| true));
-        assert!(s.claim_client_id(&id, Some(&alice), |_| true));
-        // Once the session is gone the id is free again.
-        assert!(s.claim_client_id(&id, Some(&bob), |_| false));
-        let off = Security::new(&AuthConfig {
-            bind_client_id_to_username: false,
-            ..AuthConfig::default()
-        });
-        assert!(off.claim_client_id(&id, Some(&alice), |_| true));
-        assert!(off.claim_client_id(&id, Some(&bob), |_| true));
     }
 }

@@ -244,6 +244,11 @@ pub struct HandleState {
     pub persistent: bool,
     /// Epoch of the latest connection that owned the session.
     pub epoch: u64,
+    /// Username of the connection that last opened the session (None:
+    /// anonymous). With client ids bound to usernames, only it may take
+    /// the session; checked and set under the registry lock, and stored
+    /// with a persistent session.
+    pub owner: Option<Arc<str>>,
     /// Filter (with `$share/g/` prefix when shared) → options.
     pub subscriptions: HashMap<String, SubOpts>,
     /// False once the session has ended: late publishes must not queue.

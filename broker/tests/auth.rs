@@ -356,6 +356,41 @@ async fn client_id_is_bound_to_its_username() {
     .await;
 }
 
+/// Two users racing for a new client id: exactly one gets it, however the
+/// logins interleave (the check and the claim are one step). Two worker
+/// threads, so the two CONNECTs are handled in parallel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_logins_for_a_new_client_id_cannot_both_win() {
+    bounded(async {
+        let server = TestServer::start().await;
+        for round in 0..50 {
+            let id = format!("race-{round}");
+            let connect = |user: &str| {
+                wire::Connect::v5(&id)
+                    .clean(false)
+                    .prop(wire::p_u32(0x11, 60))
+                    .login(user, "x")
+            };
+            let (ca, cb) = (connect("alice"), connect("bob"));
+            let ((mut a, ack_a), (mut b, ack_b)) = tokio::join!(
+                Raw::connect_raw(server.addr, &ca),
+                Raw::connect_raw(server.addr, &cb)
+            );
+            let codes = [ack_a.code, ack_b.code];
+            assert!(
+                codes == [0, 0x87] || codes == [0x87, 0],
+                "round {round}: one login wins, the other is refused: {codes:?}"
+            );
+            // The winner keeps its connection: it was not taken over.
+            let winner = if ack_a.code == 0 { &mut a } else { &mut b };
+            winner.send(&wire::pingreq()).await;
+            assert!(matches!(winner.expect_packet().await, Packet::PingResp));
+        }
+        server.stop().await;
+    })
+    .await;
+}
+
 /// Anonymous clients: allowed on the loopback default; refused when the
 /// config says so.
 #[tokio::test]

@@ -551,6 +551,62 @@ async fn v5_visit(
     (present, got)
 }
 
+/// Logs in as `user` with client id `id` and a persistent 5.0 session;
+/// returns the CONNACK: session present, or the refusal.
+async fn v5_login(
+    addr: SocketAddr,
+    id: &str,
+    user: &str,
+) -> Result<bool, rumqttc::v5::mqttbytes::v5::ConnectReturnCode> {
+    use rumqttc::v5::mqttbytes::v5::Packet as P5;
+    use rumqttc::v5::{AsyncClient as C5, ConnectionError, Event as E5, MqttOptions as O5};
+    let mut o = O5::new(id, "127.0.0.1", addr.port());
+    o.set_clean_start(false);
+    o.set_session_expiry_interval(Some(3600));
+    o.set_credentials(user, "x");
+    let (client, mut ev) = C5::new(o, 10);
+    let present = loop {
+        match tokio::time::timeout(DEADLINE, ev.poll()).await {
+            Ok(Ok(E5::Incoming(P5::ConnAck(c)))) => break c.session_present,
+            Ok(Ok(_)) => {}
+            Ok(Err(ConnectionError::ConnectionRefused(code))) => return Err(code),
+            other => panic!("{id}/{user}: no CONNACK: {other:?}"),
+        }
+    };
+    client.disconnect().await.expect("disconnect");
+    while let Ok(Ok(e)) = tokio::time::timeout(Duration::from_secs(2), ev.poll()).await {
+        if matches!(e, E5::Outgoing(Outgoing::Disconnect)) {
+            break;
+        }
+    }
+    Ok(present)
+}
+
+/// A client id stays bound to the username that opened its session across
+/// kill -9: the binding is stored with the session, so after the restart
+/// another user is still refused (0x87) and the owner resumes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_id_binding_survives_kill9() {
+    use rumqttc::v5::mqttbytes::v5::ConnectReturnCode;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let log = tmp.path().join("herald.log");
+    let herald = Herald::start(&data, &log);
+    assert_eq!(v5_login(herald.addr, "dev1", "alice").await, Ok(false));
+    assert_eq!(
+        v5_login(herald.addr, "dev1", "mallory").await,
+        Err(ConnectReturnCode::NotAuthorized)
+    );
+    herald.kill9();
+    let herald = Herald::start(&data, &log);
+    assert_eq!(
+        v5_login(herald.addr, "dev1", "mallory").await,
+        Err(ConnectReturnCode::NotAuthorized),
+        "the binding came back with the session"
+    );
+    assert_eq!(v5_login(herald.addr, "dev1", "alice").await, Ok(true));
+}
+
 /// Session expiry and message expiry keep counting across kill -9: the
 /// restarted broker re-arms the expiry of an offline session from when it
 /// was disconnected [MQTT-3.1.2-23], and does not deliver a queued message

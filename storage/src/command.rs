@@ -17,6 +17,9 @@ pub enum Command {
         protocol_level: u8,
         expiry_secs: u32,
         will: Option<Will>,
+        /// The username the client logged in with (None: anonymous); the
+        /// session records it as its owner.
+        username: Option<String>,
         now_ms: u64,
     },
     /// The connection with `epoch` closed. The session stays for

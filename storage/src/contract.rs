@@ -12,6 +12,7 @@ use crate::store::Store;
 /// Runs every contract check against stores made by `make`.
 pub fn run_all(make: &dyn Fn(QueueLimits) -> Store) {
     open_creates_then_resumes(make);
+    open_records_the_owner(make);
     clean_start_discards(make);
     close_keeps_or_removes(make);
     publish_appends_once_shared(make);
@@ -49,6 +50,7 @@ fn open(id: &str, epoch: u64, clean: bool) -> Command {
         protocol_level: 5,
         expiry_secs: 60,
         will: None,
+        username: Some(format!("user-{id}")),
         now_ms: 1,
     }
 }
@@ -111,6 +113,26 @@ fn open_creates_then_resumes(make: &dyn Fn(QueueLimits) -> Store) {
     };
     assert_eq!(session.subscriptions.get("a/+"), Some(&sub));
     assert_eq!(session.connected_epoch, Some(2));
+}
+
+fn open_records_the_owner(make: &dyn Fn(QueueLimits) -> Store) {
+    let s = make(QueueLimits::default());
+    apply(&s, open("c", 1, false));
+    assert_eq!(
+        s.session("c").expect("opened").owner.as_deref(),
+        Some("user-c")
+    );
+    apply(&s, close("c", 1, 60));
+    let mut anonymous = open("c", 2, false);
+    if let Command::Open { username, .. } = &mut anonymous {
+        *username = None;
+    }
+    let (o, _) = s.submit_one(anonymous);
+    let Outcome::Opened { session, .. } = o else {
+        unreachable!()
+    };
+    assert_eq!(session.owner, None, "the latest login owns the session");
+    assert_eq!(s.session("c").expect("kept").owner, None);
 }
 
 fn clean_start_discards(make: &dyn Fn(QueueLimits) -> Store) {
@@ -321,6 +343,7 @@ fn same_commands_same_state(make: &dyn Fn(QueueLimits) -> Store) {
                 message: msg("w", "gone"),
                 delay_secs: 5,
             }),
+            username: None,
             now_ms: 3,
         },
     ];

@@ -14,7 +14,10 @@
 //! - `retained`: the topic → [`encode_message`].
 //! - `meta`: fixed names ([`META_FORMAT_VERSION`], ...) → `u32` / `u64`.
 //!
-//! Changing any layout here means bumping [`FORMAT_VERSION`].
+//! Changing any layout here means bumping [`FORMAT_VERSION`]. Version 2
+//! added the session's owner at the end of a session record; version 1
+//! databases are read (their sessions have no owner) and marked version 2
+//! when opened, so an older binary refuses them rather than misreading.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -23,7 +26,10 @@ use bytes::Bytes;
 use crate::model::{Message, SessionRecord, Subscription, Will};
 
 /// Version of everything this module writes; stored in `meta`.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The oldest version this module still reads.
+pub const OLDEST_READABLE_VERSION: u32 = 1;
 
 /// `meta` key: the format version (`u32`).
 pub const META_FORMAT_VERSION: &[u8] = b"format_version";
@@ -262,10 +268,26 @@ pub fn encode_session(s: &SessionRecord) -> Vec<u8> {
     for id in &s.inbound_qos2 {
         out.extend_from_slice(&id.to_be_bytes());
     }
+    match &s.owner {
+        Some(owner) => {
+            out.push(1);
+            put_bytes(&mut out, owner.as_bytes());
+        }
+        None => out.push(0),
+    }
     out
 }
 
 pub fn decode_session(client_id: String, buf: &[u8]) -> Result<SessionRecord, DecodeError> {
+    decode_session_of_version(client_id, buf, FORMAT_VERSION)
+}
+
+/// A session record as written by format `version` (version 1 had no owner).
+pub fn decode_session_of_version(
+    client_id: String,
+    buf: &[u8],
+    version: u32,
+) -> Result<SessionRecord, DecodeError> {
     let mut r = Reader::new(buf, "session");
     let protocol_level = r.u8()?;
     let expiry_secs = r.u32()?;
@@ -300,6 +322,11 @@ pub fn decode_session(client_id: String, buf: &[u8]) -> Result<SessionRecord, De
     for _ in 0..n {
         inbound_qos2.insert(r.u16()?);
     }
+    let owner = if version >= 2 && r.bool()? {
+        Some(r.string()?)
+    } else {
+        None
+    };
     r.end()?;
     Ok(SessionRecord {
         client_id,
@@ -312,6 +339,7 @@ pub fn decode_session(client_id: String, buf: &[u8]) -> Result<SessionRecord, De
         inbound_qos2,
         queue: BTreeMap::new(),
         next_seq,
+        owner,
     })
 }
 
@@ -430,33 +458,37 @@ mod tests {
             ),
             proptest::option::of((arb_message(), any::<u32>())),
             proptest::collection::btree_set(any::<u16>(), 0..5),
+            proptest::option::of("[a-z0-9]{0,8}"),
         )
             .prop_map(
-                |(id, level, expiry, epoch, disc, next_seq, subs, will, inbound)| SessionRecord {
-                    client_id: id,
-                    protocol_level: level,
-                    expiry_secs: expiry,
-                    subscriptions: subs
-                        .into_iter()
-                        .map(|(f, (options, identifier))| {
-                            (
-                                f,
-                                Subscription {
-                                    options,
-                                    identifier,
-                                },
-                            )
-                        })
-                        .collect(),
-                    will: will.map(|(message, delay_secs)| Will {
-                        message,
-                        delay_secs,
-                    }),
-                    connected_epoch: epoch,
-                    disconnected_at_ms: disc,
-                    inbound_qos2: inbound,
-                    queue: BTreeMap::new(),
-                    next_seq,
+                |(id, level, expiry, epoch, disc, next_seq, subs, will, inbound, owner)| {
+                    SessionRecord {
+                        client_id: id,
+                        protocol_level: level,
+                        expiry_secs: expiry,
+                        subscriptions: subs
+                            .into_iter()
+                            .map(|(f, (options, identifier))| {
+                                (
+                                    f,
+                                    Subscription {
+                                        options,
+                                        identifier,
+                                    },
+                                )
+                            })
+                            .collect(),
+                        will: will.map(|(message, delay_secs)| Will {
+                            message,
+                            delay_secs,
+                        }),
+                        connected_epoch: epoch,
+                        disconnected_at_ms: disc,
+                        inbound_qos2: inbound,
+                        queue: BTreeMap::new(),
+                        next_seq,
+                        owner,
+                    }
                 },
             )
     }
@@ -497,6 +529,30 @@ mod tests {
             let at = cut.index(bytes.len());
             prop_assert!(decode_session(s.client_id.clone(), &bytes[..at]).is_err());
         }
+    }
+
+    /// A version 1 record is the version 2 layout without the owner.
+    #[test]
+    fn version_1_sessions_decode_without_an_owner() {
+        let s = SessionRecord {
+            client_id: "c".into(),
+            protocol_level: 4,
+            next_seq: 3,
+            owner: Some("alice".into()),
+            ..SessionRecord::default()
+        };
+        let v2 = encode_session(&s);
+        let v1 = &v2[..v2.len() - (1 + 4 + "alice".len())];
+        let read = decode_session_of_version("c".into(), v1, 1).expect("v1 decodes");
+        assert_eq!(
+            read,
+            SessionRecord {
+                owner: None,
+                ..s.clone()
+            }
+        );
+        assert!(decode_session("c".into(), v1).is_err(), "not a v2 record");
+        assert!(decode_session_of_version("c".into(), &v2, 1).is_err());
     }
 
     #[test]

@@ -174,6 +174,7 @@ impl MemState {
                 protocol_level,
                 expiry_secs,
                 will,
+                username,
                 now_ms: _,
             } => {
                 if clean_start {
@@ -192,6 +193,7 @@ impl MemState {
                 record.protocol_level = protocol_level;
                 record.expiry_secs = expiry_secs;
                 record.will = will;
+                record.owner = username;
                 record.connected_epoch = Some(epoch);
                 record.disconnected_at_ms = None;
                 Outcome::Opened {

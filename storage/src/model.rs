@@ -97,6 +97,10 @@ pub struct SessionRecord {
     pub queue: BTreeMap<u64, QueueEntry>,
     /// Next sequence number to assign.
     pub next_seq: u64,
+    /// Username of the connection that last opened the session (None:
+    /// anonymous): with client ids bound to usernames, only it may take
+    /// the session over.
+    pub owner: Option<String>,
 }
 
 impl SessionRecord {

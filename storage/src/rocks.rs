@@ -161,29 +161,43 @@ pub(crate) fn open(dir: &Path, limits: QueueLimits) -> Result<Loaded, OpenError>
         .iter()
         .map(|cf| ColumnFamilyDescriptor::new(cf.name(), options()));
     let db = DB::open_cf_descriptors(&opts, dir, descriptors).map_err(|e| from_rocks(dir, e))?;
-    if exists {
+    let found = if exists {
         let version = get(&db, dir, Cf::Meta, encoding::META_FORMAT_VERSION)?
             .ok_or_else(|| corrupt(dir, "no format version"))?;
         let found = encoding::decode_u32(&version, "format version").map_err(|e| dec(dir, e))?;
-        if found != encoding::FORMAT_VERSION {
+        if !(encoding::OLDEST_READABLE_VERSION..=encoding::FORMAT_VERSION).contains(&found) {
             return Err(OpenError::FormatVersion {
                 path: dir.to_owned(),
                 found,
                 expected: encoding::FORMAT_VERSION,
             });
         }
+        found
     } else {
+        encoding::FORMAT_VERSION
+    };
+    let (state, last_applied) = load(&db, dir, limits, found)?;
+    if !exists || found != encoding::FORMAT_VERSION {
+        // A new database gets the current version. An older one is
+        // upgraded in one atomic write: its session records rewritten in
+        // the current layout, and the version marked current.
         let mut batch = WriteBatch::default();
         batch.put_cf(
             handle(&db, Cf::Meta),
             encoding::META_FORMAT_VERSION,
             encoding::FORMAT_VERSION.to_be_bytes(),
         );
+        for record in state.sessions() {
+            batch.put_cf(
+                handle(&db, Cf::Sessions),
+                record.client_id.as_bytes(),
+                encoding::encode_session(record),
+            );
+        }
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
         db.write_opt(batch, &wo).map_err(|e| from_rocks(dir, e))?;
     }
-    let (state, last_applied) = load(&db, dir, limits)?;
     Ok(Loaded {
         db,
         state,
@@ -221,7 +235,12 @@ fn scan<'a>(
 /// Loads the working copy, checking that the parts agree: every queue entry
 /// belongs to a stored session and refers to a stored body, and every
 /// body's reference count is the number of entries referring to it.
-fn load(db: &DB, path: &Path, limits: QueueLimits) -> Result<(MemState, u64), OpenError> {
+fn load(
+    db: &DB,
+    path: &Path,
+    limits: QueueLimits,
+    version: u32,
+) -> Result<(MemState, u64), OpenError> {
     let meta_u64 = |key: &[u8], what: &'static str, default: u64| -> Result<u64, OpenError> {
         match get(db, path, Cf::Meta, key)? {
             Some(v) => encoding::decode_u64(&v, what).map_err(|e| dec(path, e)),
@@ -251,7 +270,8 @@ fn load(db: &DB, path: &Path, limits: QueueLimits) -> Result<(MemState, u64), Op
         let (k, v) = kv?;
         let id =
             String::from_utf8(k.to_vec()).map_err(|_| corrupt(path, "session key is not UTF-8"))?;
-        let record = encoding::decode_session(id.clone(), &v).map_err(|e| dec(path, e))?;
+        let record = encoding::decode_session_of_version(id.clone(), &v, version)
+            .map_err(|e| dec(path, e))?;
         sessions.insert(id, record);
     }
 

@@ -44,10 +44,11 @@ fn command() -> impl Strategy<Value = Command> {
             any::<bool>(),
             3u8..=5,
             0u32..3,
-            prop::option::of(message())
+            prop::option::of(message()),
+            prop::option::of(prop::sample::select(&["alice", "bob", ""][..]))
         )
             .prop_map(
-                |(client_id, epoch, clean_start, protocol_level, expiry_secs, will)| {
+                |(client_id, epoch, clean_start, protocol_level, expiry_secs, will, user)| {
                     Command::Open {
                         client_id,
                         epoch,
@@ -58,6 +59,7 @@ fn command() -> impl Strategy<Value = Command> {
                             message,
                             delay_secs: 2,
                         }),
+                        username: user.map(str::to_owned),
                         now_ms: 10,
                     }
                 }

@@ -47,6 +47,7 @@ fn workload() -> Vec<Command> {
             protocol_level: 5,
             expiry_secs: 300,
             will: None,
+            username: Some("owner".into()),
             now_ms: 1_000,
         },
         Command::Open {
@@ -56,6 +57,7 @@ fn workload() -> Vec<Command> {
             protocol_level: 4,
             expiry_secs: u32::MAX,
             will: None,
+            username: None,
             now_ms: 1_000,
         },
         Command::Subscribe {
@@ -299,7 +301,7 @@ fn other_format_version_is_refused() {
             err,
             OpenError::FormatVersion {
                 found: 99,
-                expected: 1,
+                expected: 2,
                 ..
             }
         ),
@@ -384,6 +386,7 @@ fn concurrent_submitters_all_become_durable() {
         protocol_level: 5,
         expiry_secs: 60,
         will: None,
+        username: None,
         now_ms: 0,
     })
     .1
@@ -422,13 +425,14 @@ fn copy_fixture(name: &str) -> tempfile::TempDir {
     dir
 }
 
-/// Writes `tests/fixtures/v1`: the workload, applied by this version.
-/// Run by hand when the format changes:
+/// Writes `tests/fixtures/v2` (the current format version): the workload,
+/// applied by this version. Run by hand when the format changes (and keep
+/// the older fixtures, renamed to their version):
 /// `cargo test -p herald-storage --test rocks_store -- --ignored generate`.
 #[test]
 #[ignore = "writes the committed fixture"]
-fn generate_v1_fixture() {
-    let out = fixtures().join("v1");
+fn generate_current_fixture() {
+    let out = fixtures().join(format!("v{}", herald_storage::encoding::FORMAT_VERSION));
     let _ = std::fs::remove_dir_all(&out);
     {
         let s = open(&out);
@@ -444,17 +448,43 @@ fn generate_v1_fixture() {
     }
 }
 
-/// A database written by format version 1 loads into the same state: the
+/// A database written by format version 2 loads into the same state: the
 /// on-disk format does not drift unnoticed.
 #[test]
-fn v1_fixture_loads() {
-    let dir = copy_fixture("v1");
+fn v2_fixture_loads() {
+    let dir = copy_fixture("v2");
     let s = open(dir.path());
     let reference = Store::in_memory(QueueLimits::default());
     let _ = reference.submit(workload());
     assert_eq!(sorted_sessions(&s), sorted_sessions(&reference));
     assert_eq!(sorted_retained(&s), sorted_retained(&reference));
     assert_eq!(s.last_applied(), workload().len() as u64);
+}
+
+/// A database written by format version 1 (sessions had no owner) loads,
+/// is upgraded in place, and still loads the same after the upgrade.
+#[test]
+fn v1_fixture_loads_and_is_upgraded() {
+    let dir = copy_fixture("v1");
+    let reference = Store::in_memory(QueueLimits::default());
+    let _ = reference.submit(workload());
+    let mut expected = sorted_sessions(&reference);
+    for s in &mut expected {
+        s.owner = None;
+    }
+    for _ in 0..2 {
+        let s = open(dir.path());
+        assert_eq!(sorted_sessions(&s), expected);
+        assert_eq!(sorted_retained(&s), sorted_retained(&reference));
+        assert_eq!(s.last_applied(), workload().len() as u64);
+    }
+    let db = raw_db(dir.path());
+    let meta = db.cf_handle("meta").expect("cf");
+    assert_eq!(
+        db.get_cf(meta, b"format_version").expect("read").as_deref(),
+        Some(&2u32.to_be_bytes()[..]),
+        "marked current"
+    );
 }
 
 /// `tests/fixtures/corrupt`: the v1 fixture with its MANIFEST overwritten by
