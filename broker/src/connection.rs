@@ -25,7 +25,7 @@ use bytestring::ByteString;
 use herald_storage::{
     Command, Outcome, SessionRecord, StoreError, Subscription, Ticket, Will as StoredWill,
 };
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tracing::debug;
@@ -44,7 +44,7 @@ use crate::session::{
 };
 use crate::stats::{packet_index, Drop, Stats};
 use crate::topic;
-use crate::transport::TransportWrite;
+use crate::transport::{TransportRead, TransportWrite};
 
 /// Output waiting to be written above which the connection stops reading
 /// and stops taking deliveries until the socket drains.
@@ -203,7 +203,7 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, origin: ClientOrigin)
 /// halves, until it closes. Every transport shares this session logic.
 pub async fn serve_io<R, W>(broker: Arc<Broker>, rd: R, wr: W, origin: ClientOrigin)
 where
-    R: AsyncRead + Unpin + Send,
+    R: TransportRead,
     W: TransportWrite,
 {
     let peer = origin.peer;
@@ -331,7 +331,7 @@ struct Connection<R, W> {
     acl: (u64, Option<Arc<Acl>>),
 }
 
-impl<R: AsyncRead + Unpin + Send, W: TransportWrite> Connection<R, W> {
+impl<R: TransportRead, W: TransportWrite> Connection<R, W> {
     fn v5(&self) -> bool {
         self.version.is_v5()
     }
@@ -367,10 +367,8 @@ impl<R: AsyncRead + Unpin + Send, W: TransportWrite> Connection<R, W> {
     }
 
     async fn read_more(&mut self) -> Result<(), Close> {
-        if self.rbuf.capacity() - self.rbuf.len() < READ_CHUNK / 4 {
-            self.rbuf.reserve(READ_CHUNK);
-        }
-        match self.rd.read_buf(&mut self.rbuf).await {
+        let (rd, rbuf) = (&mut self.rd, &mut self.rbuf);
+        match std::future::poll_fn(|cx| rd.poll_read_some(cx, rbuf, READ_CHUNK)).await {
             Ok(0) => Err(Close::PeerClosed),
             Ok(_) => Ok(()),
             Err(_) => Err(Close::Io),
@@ -1717,12 +1715,10 @@ async fn wait_drained(paused: &[Congestion], deadline: tokio::time::Instant) -> 
     Ok(())
 }
 
-/// Reads more bytes into `buf`, growing it in chunks.
-async fn read_into<R: AsyncRead + Unpin>(rd: &mut R, buf: &mut BytesMut) -> std::io::Result<usize> {
-    if buf.capacity() - buf.len() < READ_CHUNK / 4 {
-        buf.reserve(READ_CHUNK);
-    }
-    rd.read_buf(buf).await
+/// Reads more bytes into `buf`, growing it in chunks once there is
+/// something to read.
+async fn read_into<R: TransportRead>(rd: &mut R, buf: &mut BytesMut) -> std::io::Result<usize> {
+    std::future::poll_fn(|cx| rd.poll_read_some(cx, buf, READ_CHUNK)).await
 }
 
 fn will_msg(w: &codec::Will) -> Msg {

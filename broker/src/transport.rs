@@ -10,15 +10,16 @@
 //! transport. The cost (one more copy, one more task) is paid only by
 //! those transports.
 
+use std::future::Future;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::pin::Pin;
-use std::task::{Context, Poll, Waker};
+use std::task::{ready, Context, Poll, Waker};
 
 use bytes::BytesMut;
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream};
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
@@ -45,6 +46,76 @@ impl TransportWrite for tokio::io::WriteHalf<DuplexStream> {
             Poll::Ready(r) => r,
             Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
         }
+    }
+}
+
+/// A read half the connection can use: a read that takes room in the
+/// buffer only once there is something to read, so an idle connection
+/// holds no read buffer.
+pub trait TransportRead: AsyncRead + Unpin + Send {
+    /// Reads what is available into `buf`, first growing it by `chunk`
+    /// when less than a quarter of that is free. `Ok(0)` is end of stream.
+    fn poll_read_some(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut BytesMut,
+        chunk: usize,
+    ) -> Poll<io::Result<usize>>;
+}
+
+/// Bytes read on the stack by a connection that holds no read buffer.
+const FIRST_READ: usize = 1024;
+
+fn make_room(buf: &mut BytesMut, chunk: usize) {
+    if buf.capacity() - buf.len() < chunk / 4 {
+        buf.reserve(chunk);
+    }
+}
+
+impl TransportRead for OwnedReadHalf {
+    fn poll_read_some(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut BytesMut,
+        chunk: usize,
+    ) -> Poll<io::Result<usize>> {
+        // Readiness first, room second: waiting costs no buffer. Readiness
+        // can be stale (tokio clears it only on WouldBlock), so a
+        // connection without a buffer reads into the stack first and takes
+        // room only for bytes that actually came.
+        loop {
+            ready!(self.as_ref().poll_read_ready(cx))?;
+            let read = if buf.capacity() - buf.len() >= chunk / 4 {
+                self.try_read_buf(buf)
+            } else {
+                let mut first = [0u8; FIRST_READ];
+                self.try_read(&mut first).inspect(|&n| {
+                    if n > 0 {
+                        make_room(buf, chunk.max(n));
+                        buf.extend_from_slice(&first[..n]);
+                    }
+                })
+            };
+            match read {
+                // The readiness was stale (and is now cleared): wait again.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                r => return Poll::Ready(r),
+            }
+        }
+    }
+}
+
+impl TransportRead for tokio::io::ReadHalf<DuplexStream> {
+    fn poll_read_some(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut BytesMut,
+        chunk: usize,
+    ) -> Poll<io::Result<usize>> {
+        // A pipe has no readiness to wait on: the room is taken up front
+        // (these transports already hold the pipe's own buffers).
+        make_room(buf, chunk);
+        std::pin::pin!(self.read_buf(buf)).poll(cx)
     }
 }
 
@@ -291,6 +362,45 @@ mod tests {
         );
         let short = v2(1, 0x11, &[1, 2, 3]);
         assert!(read_proxy_header(&mut &short[..]).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_tcp_read_takes_room_only_for_bytes_that_came() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let mut client = tokio::net::TcpStream::connect(listener.local_addr().expect("addr"))
+            .await
+            .expect("connect");
+        let (server, _) = listener.accept().await.expect("accept");
+        let (mut rd, _wr) = server.into_split();
+        let mut buf = BytesMut::new();
+        client.write_all(b"0123456789").await.expect("write");
+        let n = std::future::poll_fn(|cx| rd.poll_read_some(cx, &mut buf, 4096))
+            .await
+            .expect("read");
+        assert_eq!(&buf[..n], b"0123456789");
+        // Idle again, with the readiness still set from the read above: the
+        // stale readiness is found out without taking a buffer.
+        buf = BytesMut::new();
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(rd.poll_read_some(&mut cx, &mut buf, 4096).is_pending());
+        assert_eq!(buf.capacity(), 0, "no buffer while nothing is there");
+        // More than the first stack read: all of it arrives, in order.
+        let big: Vec<u8> = (0..5000u32).map(|i| i as u8).collect();
+        client.write_all(&big).await.expect("write");
+        while buf.len() < big.len() {
+            let n = std::future::poll_fn(|cx| rd.poll_read_some(cx, &mut buf, 4096))
+                .await
+                .expect("read");
+            assert!(n > 0);
+        }
+        assert_eq!(&buf[..], &big[..]);
+        drop(client);
+        let n = std::future::poll_fn(|cx| rd.poll_read_some(cx, &mut buf, 4096))
+            .await
+            .expect("read");
+        assert_eq!(n, 0, "end of stream");
     }
 
     #[tokio::test]
