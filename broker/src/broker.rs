@@ -439,8 +439,16 @@ impl Broker {
     }
 
     /// Asks every connection to close (5.0 clients get DISCONNECT 0x8B).
+    /// Linked connections are kicked; one that links itself after this
+    /// sees the flag when its loop starts (links are made under the
+    /// registry lock taken here, after the flag is set).
     pub fn begin_shutdown(&self) {
         let _ = self.shutdown.send(true);
+        for handle in self.registry.lock().values() {
+            if let Some(link) = &handle.state.lock().link {
+                link.kick(crate::session::Kick::Shutdown);
+            }
+        }
     }
 
     /// Number of sessions (online and offline).

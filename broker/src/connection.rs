@@ -15,9 +15,11 @@
 //!    client disconnected normally; the session is kept (persistent) or ended.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -27,7 +29,6 @@ use herald_storage::{
 };
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::sync::Notify;
 use tracing::debug;
 
 use crate::acl::Acl;
@@ -39,8 +40,7 @@ use crate::codec::{
 };
 use crate::security::{ClientOrigin, LoginError};
 use crate::session::{
-    packet_id_for, Congestion, ConnLink, Delivery, Kick, KickSignal, Mailbox, Msg, SessionHandle,
-    SubOpts,
+    packet_id_for, Congestion, ConnLink, Delivery, Kick, Msg, SessionHandle, SubOpts,
 };
 use crate::stats::{packet_index, Drop, Stats};
 use crate::topic;
@@ -157,6 +157,18 @@ struct Inflight {
     pubrec: bool,
 }
 
+/// The rest of a packet's handling that waits (see `Connection::on_packet`).
+type PacketWork<'a> = Pin<Box<dyn Future<Output = Result<(), Close>> + Send + 'a>>;
+
+/// What handling the next buffered packet came to.
+enum Step<'a> {
+    /// No complete packet is buffered.
+    Idle,
+    Handled,
+    /// Handled up to a wait, to be awaited before the next packet.
+    Wait(PacketWork<'a>),
+}
+
 /// Which acknowledgement a [`PendingAck`] sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum AckKind {
@@ -180,36 +192,42 @@ struct PendingAck {
     healthy: bool,
 }
 
-/// Waits for the front acknowledgement's ticket (never completes when
-/// there is none).
-async fn next_ack(acks: &mut VecDeque<PendingAck>) -> Result<(), StoreError> {
-    match acks.front_mut() {
-        Some(ack) => (&mut ack.ticket).await,
-        None => std::future::pending().await,
-    }
-}
-
 /// Serves one accepted TCP connection until it closes: the socket's own
 /// halves, no extra copy.
-pub async fn serve(broker: Arc<Broker>, stream: TcpStream, origin: ClientOrigin) {
+///
+/// Like [`serve_io`], the connection is set up before the returned future
+/// first runs, so the future carries it once instead of also keeping the
+/// arguments it was built from.
+pub fn serve(
+    broker: Arc<Broker>,
+    stream: TcpStream,
+    origin: ClientOrigin,
+) -> impl Future<Output = ()> + Send {
     if let Err(e) = stream.set_nodelay(true) {
         debug!(peer = %origin.peer, error = %e, "set_nodelay failed");
     }
     let (rd, wr) = stream.into_split();
-    serve_io(broker, rd, wr, origin).await;
+    serve_io(broker, rd, wr, origin)
 }
 
 /// Serves one connection over any transport, given its read and write
 /// halves, until it closes. Every transport shares this session logic.
-pub async fn serve_io<R, W>(broker: Arc<Broker>, rd: R, wr: W, origin: ClientOrigin)
+pub fn serve_io<R, W>(
+    broker: Arc<Broker>,
+    rd: R,
+    wr: W,
+    origin: ClientOrigin,
+) -> impl Future<Output = ()> + Send
 where
     R: TransportRead,
     W: TransportWrite,
 {
-    let peer = origin.peer;
-    let (done_tx, done_rx) = tokio::sync::watch::channel(());
+    let link = Arc::new(ConnLink::new(
+        broker.next_epoch(),
+        broker.config.limits.max_outbound_bytes,
+    ));
     let mut conn = Connection {
-        broker: Arc::clone(&broker),
+        broker,
         rd,
         wr,
         rbuf: BytesMut::new(),
@@ -217,43 +235,34 @@ where
         version: ProtocolVersion::V3_1_1,
         client_id: Arc::from(""),
         handle: None,
-        epoch: broker.next_epoch(),
+        link,
         keep_alive: 0,
         session_expiry: 0,
         will: None,
         client_receive_max: u16::MAX,
         client_max_packet: u32::MAX,
-        topic_aliases: HashMap::new(),
-        inbound_qos2: HashSet::new(),
-        inflight: BTreeMap::new(),
-        inflight_by_id: HashMap::new(),
-        pending: VecDeque::new(),
         next_seq: 1,
         persistent: false,
         loaded_up_to: 0,
         resend_up_to: 0,
         sent_up_to: 0,
-        mailbox: Arc::new(Mailbox::default()),
-        inbox: VecDeque::new(),
-        queued_bytes: Arc::new(AtomicUsize::new(0)),
-        drained: Arc::new(Notify::new()),
-        paused: Vec::new(),
-        acks: VecDeque::new(),
         deliveries: 0,
-        pending_pubacks: 0,
-        paused_since: tokio::time::Instant::now(),
-        kick: Arc::new(KickSignal::default()),
-        done_rx,
-        peer,
+        busy: None,
         origin,
         username: None,
         acl: (u64::MAX, None),
     };
-    let close = conn.run().await;
-    conn.finish(close).await;
-    drop(done_tx);
+    async move {
+        let close = conn.run().await;
+        conn.finish(close).await;
+    }
 }
 
+/// One connection's state. What every connection needs is kept inline;
+/// what only a busy one needs (messages in flight, queues, pending
+/// acknowledgements, backpressure) lives in [`Busy`], allocated on first
+/// use and dropped again once it is all empty, so an idle connection is
+/// small.
 struct Connection<R, W> {
     broker: Arc<Broker>,
     rd: R,
@@ -266,26 +275,18 @@ struct Connection<R, W> {
     client_id: Arc<str>,
     /// The session, once CONNECT is accepted.
     handle: Option<Arc<SessionHandle>>,
-    epoch: u64,
+    /// Mailbox, signals and epoch of this connection, shared with its
+    /// session (the router's way in) and with paused publishers.
+    link: Arc<ConnLink>,
     /// Negotiated keep alive in seconds (0: none).
     keep_alive: u16,
     /// Session expiry in seconds after close (0: ends with the connection).
     session_expiry: u32,
-    will: Option<codec::Will>,
+    will: Option<Box<codec::Will>>,
     /// Client's Receive Maximum: our outbound in-flight window.
     client_receive_max: u16,
     /// Client's Maximum Packet Size: we never send more [MQTT-3.1.2-24].
     client_max_packet: u32,
-    /// Inbound topic aliases (5.0).
-    topic_aliases: HashMap<u16, ByteString>,
-    /// Inbound QoS 2 packet ids received and not yet released [MQTT-4.3.3-?].
-    inbound_qos2: HashSet<u16>,
-    /// Outbound in flight by sequence number (resend order).
-    inflight: BTreeMap<u64, Inflight>,
-    /// Packet id → sequence number of what is in flight.
-    inflight_by_id: HashMap<u16, u64>,
-    /// Outbound QoS 1/2 waiting for room in the window.
-    pending: VecDeque<Delivery>,
     /// Next local sequence number (non-persistent sessions).
     next_seq: u64,
     /// The session is in the store; QoS 1/2 deliveries carry store seqs.
@@ -299,28 +300,10 @@ struct Connection<R, W> {
     /// Highest stored seq this connection wrote (handed back to the
     /// session when it closes).
     sent_up_to: u64,
-    /// Where the router puts this connection's deliveries.
-    mailbox: Arc<Mailbox>,
-    /// Deliveries taken from the mailbox and not yet handled (at most
-    /// MAILBOX_BATCH are handled per turn of the loop).
-    inbox: VecDeque<Delivery>,
-    /// Bytes handed to this connection and not yet written or dropped
-    /// (mailbox and pending queue).
-    queued_bytes: Arc<AtomicUsize>,
-    /// Notified when `queued_bytes` drains to the low-water mark.
-    drained: Arc<Notify>,
     /// Deliveries written, for sampling the latency histogram.
     deliveries: u64,
-    /// Acknowledgements waiting for their tickets, in PUBLISH order.
-    acks: VecDeque<PendingAck>,
-    /// QoS 1 PUBLISH packets not yet acknowledged (for Receive Maximum).
-    pending_pubacks: usize,
-    /// Congested connections this publisher waits for before reading on.
-    paused: Vec<Congestion>,
-    paused_since: tokio::time::Instant,
-    kick: Arc<KickSignal>,
-    done_rx: tokio::sync::watch::Receiver<()>,
-    peer: SocketAddr,
+    /// State of a busy connection; `None` while all of it is empty.
+    busy: Option<Box<Busy>>,
     /// The listener's view of the client: address, anonymous policy,
     /// certificate username.
     origin: ClientOrigin,
@@ -329,6 +312,84 @@ struct Connection<R, W> {
     /// The ACL as of the security generation in `.0`; refreshed when a
     /// reload bumps the generation.
     acl: (u64, Option<Arc<Acl>>),
+}
+
+/// The part of a connection's state that is empty while it is idle.
+#[derive(Default)]
+struct Busy {
+    /// Inbound topic aliases (5.0).
+    topic_aliases: HashMap<u16, ByteString>,
+    /// Inbound QoS 2 packet ids received and not yet released [MQTT-4.3.3-?].
+    inbound_qos2: HashSet<u16>,
+    /// Outbound in flight by sequence number (resend order).
+    inflight: BTreeMap<u64, Inflight>,
+    /// Packet id → sequence number of what is in flight.
+    inflight_by_id: HashMap<u16, u64>,
+    /// Outbound QoS 1/2 waiting for room in the window.
+    pending: VecDeque<Delivery>,
+    /// Deliveries taken from the mailbox and not yet handled (at most
+    /// MAILBOX_BATCH are handled per turn of the loop).
+    inbox: VecDeque<Delivery>,
+    /// Acknowledgements waiting for their tickets, in PUBLISH order.
+    acks: VecDeque<PendingAck>,
+    /// QoS 1 PUBLISH packets not yet acknowledged (for Receive Maximum).
+    pending_pubacks: usize,
+    /// Congested connections this publisher waits for before reading on.
+    paused: Vec<Congestion>,
+    /// When `paused` became non-empty: past `slow_consumer_timeout_secs`
+    /// the connection still congested is a slow consumer.
+    paused_since: Option<tokio::time::Instant>,
+    /// The wait for `paused` to drain, once started.
+    drain_wait: Option<DrainWait>,
+}
+
+/// Waits for congested connections to drain; `Err(i)` names the one still
+/// congested at the deadline.
+type DrainWait = Pin<Box<dyn Future<Output = Result<(), usize>> + Send>>;
+
+impl Busy {
+    fn is_empty(&self) -> bool {
+        self.topic_aliases.is_empty()
+            && self.inbound_qos2.is_empty()
+            && self.inflight.is_empty()
+            && self.inflight_by_id.is_empty()
+            && self.pending.is_empty()
+            && self.inbox.is_empty()
+            && self.acks.is_empty()
+            && self.pending_pubacks == 0
+            && self.paused.is_empty()
+            && self.drain_wait.is_none()
+    }
+}
+
+impl std::fmt::Debug for Busy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Busy")
+            .field("inflight", &self.inflight.len())
+            .field("pending", &self.pending.len())
+            .field("acks", &self.acks.len())
+            .field("paused", &self.paused.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What woke the connection's loop, in the order they are looked at.
+enum Wake {
+    Kicked(Kick),
+    Wrote(std::io::Result<usize>),
+    Durable(Result<(), StoreError>),
+    Read(std::io::Result<usize>),
+    Drained(Result<(), usize>),
+    Mail,
+    KeepAlive,
+}
+
+impl<R, W> std::ops::Drop for Connection<R, W> {
+    fn drop(&mut self) {
+        // Also when the task is aborted: a takeover waiting for this
+        // connection goes on.
+        self.link.finish();
+    }
 }
 
 impl<R: TransportRead, W: TransportWrite> Connection<R, W> {
@@ -377,7 +438,9 @@ impl<R: TransportRead, W: TransportWrite> Connection<R, W> {
 
     async fn run(&mut self) -> Close {
         let timeout = Duration::from_secs(self.limits().connect_timeout_secs);
-        let connect = match tokio::time::timeout(timeout, self.read_connect()).await {
+        // Boxed, like the CONNECT handling below: the connect phase's state
+        // (a timer among it) is not kept in the connection's future.
+        let connect = match Box::pin(tokio::time::timeout(timeout, self.read_connect())).await {
             Ok(Ok(c)) => c,
             Ok(Err(close)) => return close,
             Err(_) => {
@@ -476,7 +539,7 @@ impl<R: TransportRead, W: TransportWrite> Connection<R, W> {
                     connack_v3::IDENTIFIER_REJECTED,
                 ));
             }
-            let id = format!("herald-{:x}-{:x}", now_ms(), self.epoch);
+            let id = format!("herald-{:x}-{:x}", now_ms(), self.link.epoch);
             assigned = Some(ByteString::from(id.as_str()));
             Arc::from(id.as_str())
         } else {
@@ -513,7 +576,7 @@ impl<R: TransportRead, W: TransportWrite> Connection<R, W> {
             self.keep_alive = cap;
             server_keep_alive = Some(cap);
         }
-        self.will = c.will.clone();
+        self.will = c.will.clone().map(Box::new);
 
         let (handle, resumed) = self.attach(&client_id, c.clean_start).await?;
         if resumed.is_some() {
@@ -525,11 +588,11 @@ impl<R: TransportRead, W: TransportWrite> Connection<R, W> {
         if session_expiry > 0 || resumed.is_some() {
             let (outcome, ticket) = self.broker.store.submit_one(Command::Open {
                 client_id: client_id.to_string(),
-                epoch: self.epoch,
+                epoch: self.link.epoch,
                 clean_start: c.clean_start,
                 protocol_level: c.protocol.level(),
                 expiry_secs: session_expiry,
-                will: self.will.as_ref().map(stored_will),
+                will: self.will.as_deref().map(stored_will),
                 username: self.username.as_deref().map(str::to_owned),
                 now_ms: now_ms(),
             });
@@ -538,7 +601,7 @@ impl<R: TransportRead, W: TransportWrite> Connection<R, W> {
                 // of the handle (a session that existed stays, offline).
                 if resumed.is_some() {
                     let mut st = handle.state.lock();
-                    if st.link.as_ref().is_some_and(|l| l.epoch == self.epoch) {
+                    if st.link.as_ref().is_some_and(|l| l.epoch == self.link.epoch) {
                         st.link = None;
                     }
                 } else {
@@ -579,7 +642,7 @@ impl<R: TransportRead, W: TransportWrite> Connection<R, W> {
             code: 0,
             properties: props,
         }));
-        debug!(client_id = %client_id, peer = %self.peer, version = ?self.version, session_present, "connected");
+        debug!(client_id = %client_id, peer = %self.origin.peer, version = ?self.version, session_present, "connected");
         // Resend what was in flight, then fill the window [MQTT-4.4.0-1].
         self.resend_inflight();
         self.fill_window();
@@ -596,7 +659,7 @@ impl<R: TransportRead, W: TransportWrite> Connection<R, W> {
         let user = match login {
             Ok(user) => user,
             Err(e) => {
-                debug!(peer = %self.peer, transport = self.origin.transport, reason = ?e, "login refused");
+                debug!(peer = %self.origin.peer, transport = self.origin.transport, reason = ?e, "login refused");
                 let (counter, v5, v3) = match e {
                     // [MQTT-3.1.4-2]: a refused CONNECT gets a CONNACK
                     // with a failure code, then the connection closes.
@@ -671,7 +734,7 @@ impl<R: TransportRead, W: TransportWrite> Connection<R, W> {
         client_id: &Arc<str>,
         clean_start: bool,
     ) -> Result<(Arc<SessionHandle>, Option<()>), Close> {
-        let tx = Arc::clone(&self.mailbox);
+        let epoch = self.link.epoch;
         let bound = self.broker.security.binds_client_ids();
         for _ in 0..8 {
             let mut wait_for = None;
@@ -685,24 +748,24 @@ impl<R: TransportRead, W: TransportWrite> Connection<R, W> {
                             drop(st);
                             drop(registry);
                             Stats::inc(&self.broker.stats.logins_failed_not_authorized);
-                            debug!(peer = %self.peer, client_id = %client_id, "client id belongs to another user");
+                            debug!(peer = %self.origin.peer, client_id = %client_id, "client id belongs to another user");
                             return Err(
                                 self.refuse(reason::NOT_AUTHORIZED, connack_v3::NOT_AUTHORIZED)
                             );
                         }
                         if let Some(link) = &st.link {
-                            link.kick.kick(Kick::Takeover);
+                            link.kick(Kick::Takeover);
                             Stats::inc(&self.broker.stats.takeovers);
-                            wait_for = Some(link.done.clone());
+                            wait_for = Some(Arc::clone(link));
                         } else if clean_start {
                             // A new connection for the client id: a delayed
                             // will of the old session is not published
                             // [MQTT-3.1.2-8] (schedule_will checks the epoch).
-                            st.epoch = self.epoch;
+                            st.epoch = epoch;
                             discard = Some(Arc::clone(h));
                         } else {
-                            st.link = Some(self.link(tx.clone()));
-                            st.epoch = self.epoch;
+                            st.link = Some(Arc::clone(&self.link));
+                            st.epoch = epoch;
                             st.owner.clone_from(&self.username);
                             return Ok((Arc::clone(h), Some(())));
                         }
@@ -711,8 +774,8 @@ impl<R: TransportRead, W: TransportWrite> Connection<R, W> {
                         let h = SessionHandle::new(Arc::clone(client_id));
                         {
                             let mut st = h.state.lock();
-                            st.link = Some(self.link(tx.clone()));
-                            st.epoch = self.epoch;
+                            st.link = Some(Arc::clone(&self.link));
+                            st.epoch = epoch;
                             st.owner.clone_from(&self.username);
                         }
                         registry.insert(Arc::clone(client_id), Arc::clone(&h));
@@ -723,48 +786,34 @@ impl<R: TransportRead, W: TransportWrite> Connection<R, W> {
             if let Some(h) = discard {
                 self.broker.end_session(&h);
             }
-            if let Some(mut done) = wait_for {
-                let _ = tokio::time::timeout(TAKEOVER_WAIT, done.changed()).await;
+            if let Some(old) = wait_for {
+                let _ = tokio::time::timeout(TAKEOVER_WAIT, old.finished()).await;
             }
         }
         Err(self.refuse(reason::SERVER_BUSY, connack_v3::SERVER_UNAVAILABLE))
     }
 
-    fn link(&self, tx: Arc<Mailbox>) -> ConnLink {
-        ConnLink {
-            epoch: self.epoch,
-            tx,
-            queued_bytes: Arc::clone(&self.queued_bytes),
-            max_bytes: self.limits().max_outbound_bytes,
-            kick: Arc::clone(&self.kick),
-            done: self.done_rx.clone(),
-            drained: Arc::clone(&self.drained),
-            high_water: self.limits().max_outbound_bytes / 2,
-            low_water: self.limits().max_outbound_bytes / 4,
-        }
-    }
-
     /// Bytes of a delivery that left the queue (written, dropped or
     /// ignored): wakes paused publishers when the queue has drained.
     fn release(&self, bytes: usize) {
-        let before = self.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
-        let low = self.limits().max_outbound_bytes / 4;
-        if before > low && before.saturating_sub(bytes) <= low {
-            self.drained.notify_waiters();
-        }
+        self.link.release(bytes);
     }
 
     /// A delivery that did not come through the mailbox (resumed queue,
     /// retained on subscribe) is counted like one.
     fn deliver_counted(&mut self, d: Delivery) {
-        self.queued_bytes.fetch_add(d.msg.size(), Ordering::AcqRel);
+        self.link
+            .queued_bytes
+            .fetch_add(d.msg.size(), Ordering::AcqRel);
         self.deliver(d);
     }
 
     /// Restores in-flight and queued messages of a resumed session.
     fn load_session(&mut self, s: &SessionRecord) {
         self.loaded_up_to = s.next_seq.saturating_sub(1);
-        self.inbound_qos2 = s.inbound_qos2.iter().copied().collect();
+        if !s.inbound_qos2.is_empty() {
+            self.busy().inbound_qos2 = s.inbound_qos2.iter().copied().collect();
+        }
         let now = now_ms();
         for entry in s.queue.values() {
             if entry.message.is_expired(now) {
@@ -784,10 +833,11 @@ impl<R: TransportRead, W: TransportWrite> Connection<R, W> {
             };
             if entry.pubrec_received {
                 // Only PUBREL remains to be (re)sent.
-                self.inflight_by_id
-                    .insert(packet_id_for(entry.seq), entry.seq);
                 Stats::inc(&self.broker.stats.inflight);
-                self.inflight.insert(
+                let busy = self.busy();
+                busy.inflight_by_id
+                    .insert(packet_id_for(entry.seq), entry.seq);
+                busy.inflight.insert(
                     entry.seq,
                     Inflight {
                         delivery,
@@ -797,35 +847,44 @@ impl<R: TransportRead, W: TransportWrite> Connection<R, W> {
                     },
                 );
             } else {
-                self.queued_bytes
+                self.link
+                    .queued_bytes
                     .fetch_add(delivery.msg.size(), Ordering::AcqRel);
-                self.pending.push_back(delivery);
+                self.busy().pending.push_back(delivery);
             }
         }
     }
 
     /// Resends every in-flight message: PUBLISH with DUP, or PUBREL.
     fn resend_inflight(&mut self) {
-        let entries: Vec<(u64, bool)> = self.inflight.iter().map(|(s, i)| (*s, i.pubrec)).collect();
+        let Some(busy) = &self.busy else {
+            return;
+        };
+        let entries: Vec<(u64, bool)> = busy.inflight.iter().map(|(s, i)| (*s, i.pubrec)).collect();
         for (seq, pubrec) in entries {
             if pubrec {
                 self.send(&Packet::PubRel(PubResp {
                     packet_id: packet_id_for(seq),
                     ..PubResp::default()
                 }));
-            } else if let Some(d) = self.inflight.get(&seq).map(|i| i.delivery.clone()) {
+            } else if let Some(d) = self
+                .busy
+                .as_ref()
+                .and_then(|b| b.inflight.get(&seq))
+                .map(|i| i.delivery.clone())
+            {
                 self.write_publish(&d, Some(packet_id_for(seq)), true);
             }
         }
     }
 
     async fn main_loop(&mut self) -> Close {
-        let mailbox = Arc::clone(&self.mailbox);
-        let mut shutdown = self.broker.shutdown.subscribe();
-        if *shutdown.borrow() {
+        // A shutdown that began before this connection was linked to its
+        // session did not kick it: it sees the flag here (the link was
+        // made under the registry lock that shutdown takes to kick).
+        if *self.broker.shutdown.borrow() {
             return Close::Shutdown;
         }
-        let kick = Arc::clone(&self.kick);
         let keep_alive = if self.keep_alive > 0 {
             // 1.5 × keep alive [MQTT-3.1.2-24].
             Some(Duration::from_millis(u64::from(self.keep_alive) * 1500))
@@ -835,7 +894,6 @@ impl<R: TransportRead, W: TransportWrite> Connection<R, W> {
         let far = Duration::from_secs(86_400 * 365);
         let sleep = tokio::time::sleep(keep_alive.unwrap_or(far));
         tokio::pin!(sleep);
-        let stall_limit = Duration::from_secs(self.limits().slow_consumer_timeout_secs);
         // At most this many acknowledgements wait for the store; past it the
         // client is not read (3.x has no Receive Maximum to enforce this).
         let max_acks = usize::from(self.limits().max_inflight_messages);
@@ -849,30 +907,30 @@ impl<R: TransportRead, W: TransportWrite> Connection<R, W> {
             if self.rbuf.is_empty() && self.rbuf.capacity() > 0 {
                 self.rbuf = BytesMut::new();
             }
-            if self.inbox.is_empty() && self.inbox.capacity() > 0 {
-                self.inbox = VecDeque::new();
+            if self.busy.as_ref().is_some_and(|b| b.is_empty()) {
+                self.busy = None;
             }
-            let room = self.wbuf.len() < HIGH_WATER_BYTES;
-            let paused = !self.paused.is_empty();
-            let acks_full = self.acks.len() >= max_acks;
-            tokio::select! {
-                biased;
-                _ = kick.notify.notified() => {
-                    return match kick.reason() {
+            let paused = self.is_paused();
+            let acks_full = self.acks_len() >= max_acks;
+            let wake = std::future::poll_fn(|cx| {
+                self.poll_wake(cx, sleep.as_mut(), keep_alive.is_some(), paused, acks_full)
+            })
+            .await;
+            match wake {
+                Wake::Kicked(why) => {
+                    return match why {
                         Kick::Takeover => Close::Takeover,
                         Kick::SlowConsumer => Close::SlowConsumer,
                         Kick::Shutdown | Kick::None => Close::Shutdown,
                     };
                 }
-                _ = shutdown.changed() => return Close::Shutdown,
-                res = self.wr.write_buf(&mut self.wbuf), if !self.wbuf.is_empty() => {
-                    if res.is_err() {
-                        return Close::Io;
-                    }
+                Wake::Wrote(Ok(n)) => {
+                    let _ = self.wbuf.split_to(n);
                 }
+                Wake::Wrote(Err(_)) | Wake::Read(Err(_)) => return Close::Io,
                 // Acknowledgements whose durable effects are synced go out
                 // before more input is taken.
-                durable = next_ack(&mut self.acks), if !self.acks.is_empty() => {
+                Wake::Durable(durable) => {
                     if let Err(close) = self.settle_ready(durable) {
                         return close;
                     }
@@ -882,12 +940,8 @@ impl<R: TransportRead, W: TransportWrite> Connection<R, W> {
                         }
                     }
                 }
-                res = read_into(&mut self.rd, &mut self.rbuf), if room && !paused && !acks_full => {
-                    match res {
-                        Ok(0) => return Close::PeerClosed,
-                        Ok(_) => {}
-                        Err(_) => return Close::Io,
-                    }
+                Wake::Read(Ok(0)) => return Close::PeerClosed,
+                Wake::Read(Ok(_)) => {
                     if let Some(ka) = keep_alive {
                         sleep.as_mut().reset(tokio::time::Instant::now() + ka);
                     }
@@ -895,14 +949,17 @@ impl<R: TransportRead, W: TransportWrite> Connection<R, W> {
                         return close;
                     }
                 }
-                // Backpressure: this publisher waits for the connections its
-                // QoS 1/2 messages congested; one that stays congested past
-                // `slow_consumer_timeout_secs` is disconnected as a slow consumer.
-                stuck = wait_drained(&self.paused, self.paused_since + stall_limit), if paused => {
+                // Backpressure: this publisher waited for the connections
+                // its QoS 1/2 messages congested; one that stayed congested
+                // past `slow_consumer_timeout_secs` is disconnected as a
+                // slow consumer.
+                Wake::Drained(stuck) => {
+                    let busy = self.busy();
                     if let Err(i) = stuck {
-                        self.paused[i].kick.kick(Kick::SlowConsumer);
+                        busy.paused[i].kick();
                     }
-                    self.paused.clear();
+                    busy.paused.clear();
+                    busy.paused_since = None;
                     // The client was not read meanwhile: its keep alive
                     // counts from now.
                     if let Some(ka) = keep_alive {
@@ -912,18 +969,28 @@ impl<R: TransportRead, W: TransportWrite> Connection<R, W> {
                         return close;
                     }
                 }
-                _ = mailbox.ready.notified(), if room => {
-                    mailbox.take_all(&mut self.inbox);
+                Wake::Mail => {
+                    // Worked on outside `busy`, so that QoS 0 traffic does
+                    // not make the connection allocate its busy state.
+                    let mut inbox = self
+                        .busy
+                        .as_mut()
+                        .map(|b| std::mem::take(&mut b.inbox))
+                        .unwrap_or_default();
+                    self.link.take_all(&mut inbox);
                     for _ in 0..MAILBOX_BATCH {
-                        let Some(d) = self.inbox.pop_front() else { break };
+                        let Some(d) = inbox.pop_front() else {
+                            break;
+                        };
                         self.on_delivery(d);
                     }
-                    if !self.inbox.is_empty() {
-                        // More next turn, after the socket had its go.
-                        mailbox.ready.notify_one();
+                    // What is left of the inbox is taken next turn, after
+                    // the socket had its go.
+                    if !inbox.is_empty() {
+                        self.busy().inbox = inbox;
                     }
                 }
-                _ = &mut sleep, if keep_alive.is_some() && !paused => {
+                Wake::KeepAlive => {
                     Stats::inc(&self.broker.stats.keep_alive_timeouts);
                     return Close::KeepAliveTimeout;
                 }
@@ -941,23 +1008,113 @@ impl<R: TransportRead, W: TransportWrite> Connection<R, W> {
         }
     }
 
+    /// Looks at everything the loop waits for, in priority order, and
+    /// returns the first that is ready. Every source shares the task's one
+    /// waker: the link's signals through it, the socket, the front
+    /// acknowledgement's ticket and the keep-alive timer by being polled
+    /// here, so an idle connection holds no future per source.
+    fn poll_wake(
+        &mut self,
+        cx: &mut Context<'_>,
+        sleep: Pin<&mut tokio::time::Sleep>,
+        keep_alive: bool,
+        paused: bool,
+        acks_full: bool,
+    ) -> Poll<Wake> {
+        // Registered before the flags are read: a signal raised after the
+        // read wakes the task again.
+        self.link.register(cx.waker());
+        let kick = self.link.kick_reason();
+        if kick != Kick::None {
+            return Poll::Ready(Wake::Kicked(kick));
+        }
+        if !self.wbuf.is_empty() {
+            if let Poll::Ready(r) = Pin::new(&mut self.wr).poll_write(cx, &self.wbuf) {
+                return Poll::Ready(Wake::Wrote(r));
+            }
+        }
+        let room = self.wbuf.len() < HIGH_WATER_BYTES;
+        if let Some(ack) = self.busy.as_mut().and_then(|b| b.acks.front_mut()) {
+            if let Poll::Ready(r) = Pin::new(&mut ack.ticket).poll(cx) {
+                return Poll::Ready(Wake::Durable(r));
+            }
+        }
+        if room && !paused && !acks_full {
+            if let Poll::Ready(r) = self.rd.poll_read_some(cx, &mut self.rbuf, READ_CHUNK) {
+                return Poll::Ready(Wake::Read(r));
+            }
+        }
+        if paused {
+            let stall_limit = Duration::from_secs(self.limits().slow_consumer_timeout_secs);
+            let busy = self.busy();
+            let wait = busy.drain_wait.get_or_insert_with(|| {
+                let since = busy.paused_since.unwrap_or_else(tokio::time::Instant::now);
+                Box::pin(wait_drained(busy.paused.clone(), since + stall_limit))
+            });
+            if let Poll::Ready(r) = wait.as_mut().poll(cx) {
+                busy.drain_wait = None;
+                return Poll::Ready(Wake::Drained(r));
+            }
+        }
+        if room {
+            let inbox = self.busy.as_ref().is_some_and(|b| !b.inbox.is_empty());
+            if inbox || self.link.take_mail_flag() {
+                return Poll::Ready(Wake::Mail);
+            }
+        }
+        if keep_alive && !paused && sleep.poll(cx).is_ready() {
+            return Poll::Ready(Wake::KeepAlive);
+        }
+        Poll::Pending
+    }
+
+    /// The busy part of the state, allocated when first needed.
+    fn busy(&mut self) -> &mut Busy {
+        self.busy.get_or_insert_with(Box::default)
+    }
+
+    fn is_paused(&self) -> bool {
+        self.busy.as_ref().is_some_and(|b| !b.paused.is_empty())
+    }
+
+    fn acks_len(&self) -> usize {
+        self.busy.as_ref().map_or(0, |b| b.acks.len())
+    }
+
+    fn inflight_len(&self) -> usize {
+        self.busy.as_ref().map_or(0, |b| b.inflight.len())
+    }
+
     /// Decodes and handles the packets already read, until the buffer has
     /// no complete packet or a publish paused this connection.
     async fn process_input(&mut self) -> Result<(), Close> {
-        let max_packet = self.limits().max_packet_size_bytes;
         let max_acks = usize::from(self.limits().max_inflight_messages);
-        while self.paused.is_empty() && self.acks.len() < max_acks {
-            let before = self.rbuf.len();
-            match codec::decode(&mut self.rbuf, Some(self.version), max_packet) {
-                Ok(Some(packet)) => {
-                    self.count_in(&packet, before - self.rbuf.len());
-                    self.on_packet(packet).await?;
-                }
-                Ok(None) => break,
-                Err(e) => return Err(self.protocol_error(e.reason_code())),
+        while !self.is_paused() && self.acks_len() < max_acks {
+            match self.next_packet()? {
+                Step::Idle => break,
+                Step::Handled => {}
+                Step::Wait(work) => work.await?,
             }
         }
         Ok(())
+    }
+
+    /// Decodes and handles the next complete packet, if any. Synchronous,
+    /// so that no decoded packet is kept in the connection's future.
+    fn next_packet(&mut self) -> Result<Step<'_>, Close> {
+        let max_packet = self.limits().max_packet_size_bytes;
+        let before = self.rbuf.len();
+        match codec::decode(&mut self.rbuf, Some(self.version), max_packet) {
+            Ok(Some(packet)) => {
+                self.count_in(&packet, before - self.rbuf.len());
+                Ok(match self.on_packet(packet)? {
+                    Some(work) => Step::Wait(work),
+                    None => Step::Handled,
+                })
+            }
+            Ok(None) => Ok(Step::Idle),
+            Err(e) => Err(self.protocol_error(e.reason_code())),
+        }
     }
 
     /// A delivery from the router.
@@ -997,7 +1154,7 @@ impl<R: TransportRead, W: TransportWrite> Connection<R, W> {
             self.release(d.msg.size());
             return;
         }
-        self.pending.push_back(d);
+        self.busy().pending.push_back(d);
         self.fill_window();
     }
 
@@ -1008,20 +1165,25 @@ impl<R: TransportRead, W: TransportWrite> Connection<R, W> {
             self.client_receive_max
                 .min(self.limits().max_inflight_messages),
         );
-        while self.inflight.len() < window {
-            let Some(front) = self.pending.front() else {
+        if self.busy.as_ref().is_none_or(|b| b.pending.is_empty()) {
+            return;
+        }
+        while self.inflight_len() < window {
+            let next_seq = self.next_seq;
+            let busy = self.busy();
+            let Some(front) = busy.pending.front() else {
                 break;
             };
             let seq = match front.seq {
                 Some(s) => s,
-                None => self.next_seq,
+                None => next_seq,
             };
             let pid = packet_id_for(seq);
-            if self.inflight_by_id.contains_key(&pid) {
+            if busy.inflight_by_id.contains_key(&pid) {
                 // The id is still in use by a much older message: wait.
                 break;
             }
-            let Some(d) = self.pending.pop_front() else {
+            let Some(d) = busy.pending.pop_front() else {
                 break;
             };
             self.release(d.msg.size());
@@ -1044,9 +1206,10 @@ impl<R: TransportRead, W: TransportWrite> Connection<R, W> {
             if stored {
                 self.sent_up_to = self.sent_up_to.max(seq);
             }
-            self.inflight_by_id.insert(pid, seq);
             Stats::inc(&self.broker.stats.inflight);
-            self.inflight.insert(
+            let busy = self.busy();
+            busy.inflight_by_id.insert(pid, seq);
+            busy.inflight.insert(
                 seq,
                 Inflight {
                     delivery: d,
@@ -1124,8 +1287,11 @@ impl<R: TransportRead, W: TransportWrite> Connection<R, W> {
         }));
     }
 
-    async fn on_packet(&mut self, packet: Packet) -> Result<(), Close> {
-        match packet {
+    /// Handles one packet; the rare ones that wait (SUBSCRIBE and
+    /// UNSUBSCRIBE, for the store) come back as a boxed future to await,
+    /// so their state never sizes the connection's own future.
+    fn on_packet(&mut self, packet: Packet) -> Result<Option<PacketWork<'_>>, Close> {
+        let done = match packet {
             Packet::Publish(p) => self.on_publish(p),
             Packet::PubAck(r) => {
                 self.on_outbound_done(r.packet_id);
@@ -1137,10 +1303,8 @@ impl<R: TransportRead, W: TransportWrite> Connection<R, W> {
                 self.on_outbound_done(r.packet_id);
                 Ok(())
             }
-            // Rare paths are boxed: their state would otherwise size every
-            // connection's future, idle or not.
-            Packet::Subscribe(s) => Box::pin(self.on_subscribe(s)).await,
-            Packet::Unsubscribe(u) => Box::pin(self.on_unsubscribe(u)).await,
+            Packet::Subscribe(s) => return Ok(Some(Box::pin(self.on_subscribe(s)))),
+            Packet::Unsubscribe(u) => return Ok(Some(Box::pin(self.on_unsubscribe(u)))),
             Packet::PingReq => {
                 self.send(&Packet::PingResp);
                 Ok(())
@@ -1155,7 +1319,8 @@ impl<R: TransportRead, W: TransportWrite> Connection<R, W> {
             Packet::ConnAck(_) | Packet::SubAck(_) | Packet::UnsubAck(_) | Packet::PingResp => {
                 Err(self.protocol_error(reason::PROTOCOL_ERROR))
             }
-        }
+        };
+        done.map(|()| None)
     }
 
     fn on_publish(&mut self, mut p: Publish) -> Result<(), Close> {
@@ -1166,12 +1331,12 @@ impl<R: TransportRead, W: TransportWrite> Connection<R, W> {
                 return Err(self.protocol_error(reason::TOPIC_ALIAS_INVALID));
             }
             if p.topic.is_empty() {
-                match self.topic_aliases.get(&alias) {
+                match self.busy.as_ref().and_then(|b| b.topic_aliases.get(&alias)) {
                     Some(t) => p.topic = t.clone(),
                     None => return Err(self.protocol_error(reason::PROTOCOL_ERROR)),
                 }
             } else {
-                self.topic_aliases.insert(alias, p.topic.clone());
+                self.busy().topic_aliases.insert(alias, p.topic.clone());
             }
         }
         if p.topic.is_empty() {
@@ -1206,7 +1371,7 @@ impl<R: TransportRead, W: TransportWrite> Connection<R, W> {
                     if !self.v5() {
                         // 3.x QoS 2 continues with PUBREL; remember the id
                         // so PUBCOMP answers it.
-                        self.inbound_qos2.insert(packet_id);
+                        self.busy().inbound_qos2.insert(packet_id);
                     }
                     self.ack(Packet::PubRec, packet_id, code)
                 }
@@ -1215,14 +1380,22 @@ impl<R: TransportRead, W: TransportWrite> Connection<R, W> {
         }
         if p.qos != QoS::AtMostOnce && self.v5() {
             // The client must respect our Receive Maximum [MQTT-3.3.4-7].
-            let in_use = self.inbound_qos2.len() + self.pending_pubacks;
-            if in_use >= usize::from(self.limits().max_inflight_messages)
-                && !self.inbound_qos2.contains(&packet_id)
-            {
+            let (in_use, known) = self.busy.as_ref().map_or((0, false), |b| {
+                (
+                    b.inbound_qos2.len() + b.pending_pubacks,
+                    b.inbound_qos2.contains(&packet_id),
+                )
+            });
+            if in_use >= usize::from(self.limits().max_inflight_messages) && !known {
                 return Err(self.protocol_error(reason::RECEIVE_MAXIMUM_EXCEEDED));
             }
         }
-        if p.qos == QoS::ExactlyOnce && self.inbound_qos2.contains(&packet_id) {
+        if p.qos == QoS::ExactlyOnce
+            && self
+                .busy
+                .as_ref()
+                .is_some_and(|b| b.inbound_qos2.contains(&packet_id))
+        {
             // A resent QoS 2 PUBLISH whose first copy was accepted: PUBREC
             // again, deliver nothing again [MQTT-4.3.3-9].
             return self.queue_ack(PendingAck {
@@ -1258,14 +1431,17 @@ impl<R: TransportRead, W: TransportWrite> Connection<R, W> {
             return Ok(());
         }
         if !routed.congested.is_empty() {
-            if self.paused.is_empty() {
-                self.paused_since = tokio::time::Instant::now();
+            let busy = self.busy();
+            if busy.paused.is_empty() {
+                busy.paused_since = Some(tokio::time::Instant::now());
             }
-            self.paused.extend(routed.congested);
+            busy.paused.extend(routed.congested);
+            // Started again over the whole list.
+            busy.drain_wait = None;
         }
         let mut ticket = routed.ticket;
         if p.qos == QoS::ExactlyOnce {
-            self.inbound_qos2.insert(packet_id);
+            self.busy().inbound_qos2.insert(packet_id);
             if self.persistent {
                 // Applied after the publish by the same ordered writer: its
                 // ticket completes after the publish's, and fails with it.
@@ -1307,15 +1483,16 @@ impl<R: TransportRead, W: TransportWrite> Connection<R, W> {
     /// Sends an acknowledgement once `ack.ticket` is durable, after every
     /// acknowledgement queued before it.
     fn queue_ack(&mut self, mut ack: PendingAck) -> Result<(), Close> {
-        if ack.kind == AckKind::Ack {
-            self.pending_pubacks += 1;
-        }
-        if self.acks.is_empty() {
+        if self.acks_len() == 0 {
             if let Some(result) = ack.ticket.try_result() {
-                return self.settle(ack, result);
+                return self.send_ack(ack, result);
             }
         }
-        self.acks.push_back(ack);
+        let busy = self.busy();
+        if ack.kind == AckKind::Ack {
+            busy.pending_pubacks += 1;
+        }
+        busy.acks.push_back(ack);
         Ok(())
     }
 
@@ -1325,8 +1502,13 @@ impl<R: TransportRead, W: TransportWrite> Connection<R, W> {
     /// elsewhere or later.
     fn settle(&mut self, ack: PendingAck, result: Result<(), StoreError>) -> Result<(), Close> {
         if ack.kind == AckKind::Ack {
-            self.pending_pubacks -= 1;
+            self.busy().pending_pubacks -= 1;
         }
+        self.send_ack(ack, result)
+    }
+
+    /// Sends the acknowledgement of a completed ticket (see [`Self::settle`]).
+    fn send_ack(&mut self, ack: PendingAck, result: Result<(), StoreError>) -> Result<(), Close> {
         let kind = match ack.kind {
             AckKind::Ack => Packet::PubAck,
             AckKind::Rec => Packet::PubRec,
@@ -1345,14 +1527,14 @@ impl<R: TransportRead, W: TransportWrite> Connection<R, W> {
     /// The front acknowledgement's ticket completed: send it and every
     /// following one that is already durable.
     fn settle_ready(&mut self, first: Result<(), StoreError>) -> Result<(), Close> {
-        if let Some(ack) = self.acks.pop_front() {
+        if let Some(ack) = self.busy().acks.pop_front() {
             self.settle(ack, first)?;
         }
-        while let Some(front) = self.acks.front_mut() {
+        while let Some(front) = self.busy().acks.front_mut() {
             let Some(result) = front.ticket.try_result() else {
                 break;
             };
-            if let Some(ack) = self.acks.pop_front() {
+            if let Some(ack) = self.busy().acks.pop_front() {
                 self.settle(ack, result)?;
             }
         }
@@ -1360,7 +1542,10 @@ impl<R: TransportRead, W: TransportWrite> Connection<R, W> {
     }
 
     fn on_pubrel(&mut self, r: PubResp) -> Result<(), Close> {
-        let existed = self.inbound_qos2.remove(&r.packet_id);
+        let existed = self
+            .busy
+            .as_mut()
+            .is_some_and(|b| b.inbound_qos2.remove(&r.packet_id));
         let ticket = if existed && self.persistent {
             let (_, t) = self.broker.store.submit_one(Command::InboundQos2 {
                 client_id: self.client_id.to_string(),
@@ -1387,7 +1572,11 @@ impl<R: TransportRead, W: TransportWrite> Connection<R, W> {
 
     /// PUBREC from the client for one of our QoS 2 messages.
     fn on_pubrec(&mut self, r: PubResp) -> Result<(), Close> {
-        let Some(&seq) = self.inflight_by_id.get(&r.packet_id) else {
+        let Some(seq) = self
+            .busy
+            .as_ref()
+            .and_then(|b| b.inflight_by_id.get(&r.packet_id).copied())
+        else {
             self.ack(
                 Packet::PubRel,
                 r.packet_id,
@@ -1400,7 +1589,7 @@ impl<R: TransportRead, W: TransportWrite> Connection<R, W> {
             self.on_outbound_done(r.packet_id);
             return Ok(());
         }
-        if let Some(entry) = self.inflight.get_mut(&seq) {
+        if let Some(entry) = self.busy().inflight.get_mut(&seq) {
             entry.pubrec = true;
         }
         if self.persistent {
@@ -1415,10 +1604,13 @@ impl<R: TransportRead, W: TransportWrite> Connection<R, W> {
 
     /// PUBACK or PUBCOMP: the message is done.
     fn on_outbound_done(&mut self, packet_id: u16) {
-        let Some(seq) = self.inflight_by_id.remove(&packet_id) else {
+        let Some(busy) = self.busy.as_mut() else {
             return;
         };
-        if let Some(entry) = self.inflight.remove(&seq) {
+        let Some(seq) = busy.inflight_by_id.remove(&packet_id) else {
+            return;
+        };
+        if let Some(entry) = busy.inflight.remove(&seq) {
             self.broker
                 .stats
                 .inflight
@@ -1615,13 +1807,13 @@ impl<R: TransportRead, W: TransportWrite> Connection<R, W> {
 
     /// Closes the connection and settles the session.
     async fn finish(&mut self, close: Close) {
-        debug!(client_id = %self.client_id, peer = %self.peer, reason = close.as_str(), "closed");
+        debug!(client_id = %self.client_id, peer = %self.origin.peer, reason = close.as_str(), "closed");
         if close == Close::SlowConsumer {
             Stats::inc(&self.broker.stats.slow_consumers);
         }
         Stats::inc(&self.broker.stats.closed[close.index()]);
         self.broker.stats.inflight.fetch_sub(
-            self.inflight.len() as u64,
+            self.inflight_len() as u64,
             std::sync::atomic::Ordering::Relaxed,
         );
         // 5.0: tell the client why, when the reason has a code
@@ -1651,17 +1843,17 @@ impl<R: TransportRead, W: TransportWrite> Connection<R, W> {
         };
         {
             let mut st = handle.state.lock();
-            if st.link.as_ref().is_some_and(|l| l.epoch == self.epoch) {
+            if st.link.as_ref().is_some_and(|l| l.epoch == self.link.epoch) {
                 st.link = None;
             }
             st.sent_up_to = st.sent_up_to.max(self.sent_up_to);
         }
         // Nothing more will be taken from this connection: release the
         // publishers that wait for it to drain.
-        self.mailbox.close();
-        self.inbox.clear();
-        self.queued_bytes.store(0, Ordering::Release);
-        self.drained.notify_waiters();
+        self.link.close();
+        if let Some(busy) = &mut self.busy {
+            busy.inbox.clear();
+        }
         let will = if close.publishes_will() {
             self.will.take()
         } else {
@@ -1692,33 +1884,30 @@ impl<R: TransportRead, W: TransportWrite> Connection<R, W> {
         };
         let _ = broker.store.submit_one(Command::Close {
             client_id: self.client_id.to_string(),
-            epoch: self.epoch,
+            epoch: self.link.epoch,
             expiry_secs: self.session_expiry,
-            will: delayed_will.as_ref().map(stored_will),
+            will: delayed_will.as_deref().map(stored_will),
             now_ms: now_ms(),
         });
         if let (Some(w), Some(secs)) = (delayed_will, delay) {
-            schedule_will(&broker, Arc::clone(&handle), self.epoch, w, secs);
+            schedule_will(&broker, Arc::clone(&handle), self.link.epoch, *w, secs);
         }
-        broker.schedule_expiry(handle, self.epoch, self.session_expiry);
+        broker.schedule_expiry(handle, self.link.epoch, self.session_expiry);
     }
 }
 
 /// Waits until every congested connection has drained; `Err(i)` when
 /// `paused[i]` is still congested at `deadline`.
-async fn wait_drained(paused: &[Congestion], deadline: tokio::time::Instant) -> Result<(), usize> {
+async fn wait_drained(
+    paused: Vec<Congestion>,
+    deadline: tokio::time::Instant,
+) -> Result<(), usize> {
     for (i, c) in paused.iter().enumerate() {
         if tokio::time::timeout_at(deadline, c.wait()).await.is_err() {
             return Err(i);
         }
     }
     Ok(())
-}
-
-/// Reads more bytes into `buf`, growing it in chunks once there is
-/// something to read.
-async fn read_into<R: TransportRead>(rd: &mut R, buf: &mut BytesMut) -> std::io::Result<usize> {
-    std::future::poll_fn(|cx| rd.poll_read_some(cx, buf, READ_CHUNK)).await
 }
 
 fn will_msg(w: &codec::Will) -> Msg {

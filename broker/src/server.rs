@@ -8,6 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use herald_storage::{OpenError, QueueLimits, Store};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -202,19 +203,23 @@ impl Server {
                         continue;
                     };
                     Stats::inc(&broker.stats.connections_accepted);
-                    let broker = Arc::clone(&broker);
                     let origin = ClientOrigin {
                         peer,
                         allow_anonymous,
                         cert_username: None,
                         transport: "tcp",
                     };
-                    tasks.spawn(async move {
-                        Stats::inc(&broker.stats.connections_current);
-                        crate::connection::serve(Arc::clone(&broker), stream, origin).await;
+                    // Made here and wrapped with `map`, not awaited in an
+                    // async block: a block would hold the connection's future
+                    // twice (captured, then moved to be awaited), doubling
+                    // every connection's task.
+                    let conn = crate::connection::serve(Arc::clone(&broker), stream, origin);
+                    Stats::inc(&broker.stats.connections_current);
+                    let broker = Arc::clone(&broker);
+                    tasks.spawn(conn.map(move |()| {
                         broker.stats.connections_current.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
                         drop(permit);
-                    });
+                    }));
                 }
                 (i, accepted) = accept_any(&self.listeners), if !self.listeners.is_empty() => {
                     let (stream, peer) = match accepted {

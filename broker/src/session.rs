@@ -11,14 +11,16 @@
 //! that connection closes; removed when it ends (non-persistent session
 //! closed, persistent session expired, or replaced by a clean start).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::Waker;
 use std::time::Instant;
 
 use bytes::Bytes;
 use bytestring::ByteString;
+use futures_util::task::AtomicWaker;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
@@ -107,53 +109,92 @@ pub enum Kick {
     Shutdown = 3,
 }
 
-/// The router's way into a live connection.
+/// A live connection as the rest of the broker sees it: its mailbox, its
+/// signals (kick, mail, finished) and its backpressure counters, in one
+/// allocation shared by the connection, its session and paused publishers.
+///
+/// The connection task waits on all of it through one registered waker, so
+/// an idle connection keeps no per-signal future.
 #[derive(Debug)]
 pub struct ConnLink {
     /// Connection epoch: unique per connection, orders takeovers.
     pub epoch: u64,
-    pub tx: Arc<Mailbox>,
-    /// Bytes sent through `tx` and not yet taken by the connection.
-    pub queued_bytes: Arc<AtomicUsize>,
+    /// Deliveries on their way to the connection: a plain queue behind a
+    /// lock (held only to push or to swap the whole queue out); it
+    /// allocates nothing until something is queued.
+    queue: Mutex<VecDeque<Delivery>>,
+    /// Set by a push, cleared when the connection looks at the queue.
+    mail: AtomicBool,
+    /// Refuses pushes once the connection has closed.
+    closed: AtomicBool,
+    /// Why the connection is asked to close ([`Kick`] as u8; 0: it is not).
+    kick: AtomicU8,
+    /// Set once the connection has finished closing, so a takeover can
+    /// wait for the old connection's state to settle.
+    finished: AtomicBool,
+    /// Bytes handed to the connection and not yet written or dropped.
+    pub queued_bytes: AtomicUsize,
+    /// Above this many queued bytes with a backlog, the connection is a
+    /// slow consumer; half of it is the high-water mark at which a QoS 1/2
+    /// delivery makes its publisher pause (backpressure), a quarter the
+    /// low-water mark at which paused publishers resume.
     pub max_bytes: usize,
-    pub kick: Arc<KickSignal>,
-    /// Sees its sender dropped once the connection has finished closing, so a
-    /// takeover can wait for the old connection's state to settle.
-    pub done: tokio::sync::watch::Receiver<()>,
-    /// Notified when `queued_bytes` falls to `low_water` (or the connection
-    /// closes): publishers paused by backpressure resume.
-    pub drained: Arc<Notify>,
-    /// Above this many queued bytes a QoS 1/2 delivery makes its publisher
-    /// pause (backpressure) instead of the broker dropping anything.
-    pub high_water: usize,
-    pub low_water: usize,
+    /// The connection task.
+    waker: AtomicWaker,
+    /// Notified when `queued_bytes` falls to the low-water mark and when
+    /// the connection finishes: paused publishers and takeovers wait here.
+    drained: Notify,
 }
 
-/// Deliveries on their way to one connection. A plain queue behind a lock
-/// (held only to push or to swap the whole queue out) and a wake-up: it
-/// allocates nothing until something is queued, so an idle connection
-/// holds no mailbox buffer.
-#[derive(Debug, Default)]
-pub struct Mailbox {
-    queue: Mutex<std::collections::VecDeque<Delivery>>,
-    /// Signalled on every push (a permit is kept when nobody waits).
-    pub ready: Notify,
-    closed: std::sync::atomic::AtomicBool,
-}
+impl ConnLink {
+    pub fn new(epoch: u64, max_bytes: usize) -> ConnLink {
+        ConnLink {
+            epoch,
+            queue: Mutex::new(VecDeque::new()),
+            mail: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            kick: AtomicU8::new(Kick::None as u8),
+            finished: AtomicBool::new(false),
+            queued_bytes: AtomicUsize::new(0),
+            max_bytes,
+            waker: AtomicWaker::new(),
+            drained: Notify::new(),
+        }
+    }
 
-impl Mailbox {
+    pub fn high_water(&self) -> usize {
+        self.max_bytes / 2
+    }
+
+    pub fn low_water(&self) -> usize {
+        self.max_bytes / 4
+    }
+
+    /// Registers the connection task's waker; signals raised after this
+    /// wake it.
+    pub fn register(&self, waker: &Waker) {
+        self.waker.register(waker);
+    }
+
     /// Queues a delivery; false once the connection has closed.
     pub fn push(&self, d: Delivery) -> bool {
         if self.closed.load(Ordering::Acquire) {
             return false;
         }
         self.queue.lock().push_back(d);
-        self.ready.notify_one();
+        self.mail.store(true, Ordering::Release);
+        self.waker.wake();
         true
     }
 
+    /// Whether something was pushed since the last call (register the
+    /// waker first, so a push in between is not missed).
+    pub fn take_mail_flag(&self) -> bool {
+        self.mail.load(Ordering::Acquire) && self.mail.swap(false, Ordering::AcqRel)
+    }
+
     /// Moves everything queued into `into` (which should be empty).
-    pub fn take_all(&self, into: &mut std::collections::VecDeque<Delivery>) {
+    pub fn take_all(&self, into: &mut VecDeque<Delivery>) {
         let mut q = self.queue.lock();
         if into.is_empty() {
             std::mem::swap(&mut *q, into);
@@ -162,66 +203,89 @@ impl Mailbox {
         }
     }
 
-    /// Refuses further pushes and drops what is queued.
-    pub fn close(&self) {
-        self.closed.store(true, Ordering::Release);
-        self.queue.lock().clear();
-    }
-}
-
-/// What a publisher needs to wait for a congested connection to drain.
-#[derive(Debug, Clone)]
-pub struct Congestion {
-    pub queued_bytes: Arc<AtomicUsize>,
-    pub drained: Arc<Notify>,
-    pub low_water: usize,
-    pub kick: Arc<KickSignal>,
-}
-
-impl Congestion {
-    pub fn is_drained(&self) -> bool {
-        self.queued_bytes.load(Ordering::Acquire) <= self.low_water
-    }
-
-    /// Completes once the connection has drained to its low-water mark or
-    /// closed.
-    pub async fn wait(&self) {
-        loop {
-            let notified = self.drained.notified();
-            tokio::pin!(notified);
-            // Registered before the check, so a wake-up in between is kept.
-            notified.as_mut().enable();
-            if self.is_drained() {
-                return;
-            }
-            notified.await;
-        }
-    }
-}
-
-/// Asks a connection to close, with a reason.
-#[derive(Debug, Default)]
-pub struct KickSignal {
-    reason: AtomicU8,
-    pub notify: Notify,
-}
-
-impl KickSignal {
+    /// Asks the connection to close; the first reason wins.
     pub fn kick(&self, why: Kick) {
-        // The first reason wins.
         let _ = self
-            .reason
+            .kick
             .compare_exchange(0, why as u8, Ordering::AcqRel, Ordering::Acquire);
-        self.notify.notify_one();
+        self.waker.wake();
     }
 
-    pub fn reason(&self) -> Kick {
-        match self.reason.load(Ordering::Acquire) {
+    pub fn kick_reason(&self) -> Kick {
+        match self.kick.load(Ordering::Acquire) {
             1 => Kick::Takeover,
             2 => Kick::SlowConsumer,
             3 => Kick::Shutdown,
             _ => Kick::None,
         }
+    }
+
+    /// Bytes of a delivery that left the queue (written, dropped or
+    /// ignored): wakes paused publishers when the queue has drained.
+    pub fn release(&self, bytes: usize) {
+        let before = self.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
+        let low = self.low_water();
+        if before > low && before.saturating_sub(bytes) <= low {
+            self.drained.notify_waiters();
+        }
+    }
+
+    /// The connection has closed: refuses further pushes, drops what is
+    /// queued and releases the publishers waiting for it to drain.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.queue.lock().clear();
+        self.queued_bytes.store(0, Ordering::Release);
+        self.drained.notify_waiters();
+    }
+
+    /// The connection has finished closing (its session state is settled).
+    pub fn finish(&self) {
+        self.finished.store(true, Ordering::Release);
+        self.drained.notify_waiters();
+    }
+
+    /// Completes once `ready` holds, re-checked on every drain notice.
+    async fn wait_until(&self, ready: impl Fn(&ConnLink) -> bool) {
+        loop {
+            let notified = self.drained.notified();
+            tokio::pin!(notified);
+            // Registered before the check, so a wake-up in between is kept.
+            notified.as_mut().enable();
+            if ready(self) {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Completes once the connection has finished closing.
+    pub async fn finished(&self) {
+        self.wait_until(|l| l.finished.load(Ordering::Acquire))
+            .await;
+    }
+}
+
+/// What a publisher needs to wait for a congested connection to drain.
+#[derive(Debug, Clone)]
+pub struct Congestion(pub Arc<ConnLink>);
+
+impl Congestion {
+    pub fn is_drained(&self) -> bool {
+        self.0.queued_bytes.load(Ordering::Acquire) <= self.0.low_water()
+    }
+
+    /// Completes once the connection has drained to its low-water mark or
+    /// closed.
+    pub async fn wait(&self) {
+        self.0
+            .wait_until(|l| l.queued_bytes.load(Ordering::Acquire) <= l.low_water())
+            .await;
+    }
+
+    /// Gives up on the connection: it is a slow consumer.
+    pub fn kick(&self) {
+        self.0.kick(Kick::SlowConsumer);
     }
 }
 
@@ -239,7 +303,8 @@ pub enum Pushed {
 /// Mutable part of a session, behind its own lock (never a global one).
 #[derive(Debug, Default)]
 pub struct HandleState {
-    pub link: Option<ConnLink>,
+    /// The live connection, if any.
+    pub link: Option<Arc<ConnLink>>,
     /// The session is kept in the store (expiry > 0 or resumed from it).
     pub persistent: bool,
     /// Epoch of the latest connection that owned the session.
@@ -300,21 +365,16 @@ impl SessionHandle {
         // bound, with nothing waiting before it, is not a slow consumer.
         if queued > 0 && queued + size > link.max_bytes {
             link.queued_bytes.fetch_sub(size, Ordering::AcqRel);
-            link.kick.kick(Kick::SlowConsumer);
+            link.kick(Kick::SlowConsumer);
             return Pushed::SlowConsumer;
         }
         let reliable = delivery.qos != QoS::AtMostOnce;
-        if !link.tx.push(delivery) {
+        if !link.push(delivery) {
             link.queued_bytes.fetch_sub(size, Ordering::AcqRel);
             return Pushed::Offline;
         }
-        if reliable && queued + size > link.high_water {
-            return Pushed::Congested(Congestion {
-                queued_bytes: Arc::clone(&link.queued_bytes),
-                drained: Arc::clone(&link.drained),
-                low_water: link.low_water,
-                kick: Arc::clone(&link.kick),
-            });
+        if reliable && queued + size > link.high_water() {
+            return Pushed::Congested(Congestion(Arc::clone(link)));
         }
         Pushed::Sent
     }
