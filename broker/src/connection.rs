@@ -16,6 +16,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -160,15 +161,6 @@ struct Inflight {
 /// The rest of a packet's handling that waits (see `Connection::on_packet`).
 type PacketWork<'a> = Pin<Box<dyn Future<Output = Result<(), Close>> + Send + 'a>>;
 
-/// What handling the next buffered packet came to.
-enum Step<'a> {
-    /// No complete packet is buffered.
-    Idle,
-    Handled,
-    /// Handled up to a wait, to be awaited before the next packet.
-    Wait(PacketWork<'a>),
-}
-
 /// Which acknowledgement a [`PendingAck`] sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum AckKind {
@@ -192,8 +184,8 @@ struct PendingAck {
     healthy: bool,
 }
 
-/// Serves one accepted TCP connection until it closes: the socket's own
-/// halves, no extra copy.
+/// Serves one accepted TCP connection until it closes: over the socket
+/// itself, no extra copy.
 ///
 /// Like [`serve_io`], the connection is set up before the returned future
 /// first runs, so the future carries it once instead of also keeping the
@@ -206,21 +198,20 @@ pub fn serve(
     if let Err(e) = stream.set_nodelay(true) {
         debug!(peer = %origin.peer, error = %e, "set_nodelay failed");
     }
-    let (rd, wr) = stream.into_split();
-    serve_io(broker, rd, wr, origin)
+    serve_io(broker, stream, origin)
 }
 
-/// Serves one connection over any transport, given its read and write
-/// halves, until it closes. Every transport shares this session logic.
-pub fn serve_io<R, W>(
+/// Serves one connection over any transport until it closes. Every
+/// transport shares this session logic. The transport is not split into
+/// halves: reads and writes are polled from the one task, so no shared
+/// allocation is needed to split it.
+pub fn serve_io<T>(
     broker: Arc<Broker>,
-    rd: R,
-    wr: W,
+    io: T,
     origin: ClientOrigin,
 ) -> impl Future<Output = ()> + Send
 where
-    R: TransportRead,
-    W: TransportWrite,
+    T: TransportRead + TransportWrite,
 {
     let link = Arc::new(ConnLink::new(
         broker.next_epoch(),
@@ -228,10 +219,7 @@ where
     ));
     let mut conn = Connection {
         broker,
-        rd,
-        wr,
-        rbuf: BytesMut::new(),
-        wbuf: BytesMut::new(),
+        io,
         version: ProtocolVersion::V3_1_1,
         client_id: Arc::from(""),
         handle: None,
@@ -248,7 +236,8 @@ where
         sent_up_to: 0,
         deliveries: 0,
         busy: None,
-        origin,
+        peer: origin.peer,
+        origin: Some(Box::new(origin)),
         username: None,
         acl: (u64::MAX, None),
     };
@@ -263,14 +252,9 @@ where
 /// acknowledgements, backpressure) lives in [`Busy`], allocated on first
 /// use and dropped again once it is all empty, so an idle connection is
 /// small.
-struct Connection<R, W> {
+struct Connection<T> {
     broker: Arc<Broker>,
-    rd: R,
-    wr: W,
-    rbuf: BytesMut,
-    /// Encoded output not yet written: every packet goes here and is written
-    /// in as few syscalls as the socket allows (coalescing).
-    wbuf: BytesMut,
+    io: T,
     version: ProtocolVersion,
     client_id: Arc<str>,
     /// The session, once CONNECT is accepted.
@@ -304,9 +288,11 @@ struct Connection<R, W> {
     deliveries: u64,
     /// State of a busy connection; `None` while all of it is empty.
     busy: Option<Box<Busy>>,
-    /// The listener's view of the client: address, anonymous policy,
-    /// certificate username.
-    origin: ClientOrigin,
+    /// The client's address.
+    peer: SocketAddr,
+    /// The listener's view of the client (address, anonymous policy,
+    /// certificate username), until login has used it.
+    origin: Option<Box<ClientOrigin>>,
     /// The username the client logged in as (None: anonymous).
     username: Option<Arc<str>>,
     /// The ACL as of the security generation in `.0`; refreshed when a
@@ -317,6 +303,11 @@ struct Connection<R, W> {
 /// The part of a connection's state that is empty while it is idle.
 #[derive(Default)]
 struct Busy {
+    /// Bytes read and not yet decoded.
+    rbuf: BytesMut,
+    /// Encoded output not yet written: every packet goes here and is written
+    /// in as few syscalls as the socket allows (coalescing).
+    wbuf: BytesMut,
     /// Inbound topic aliases (5.0).
     topic_aliases: HashMap<u16, ByteString>,
     /// Inbound QoS 2 packet ids received and not yet released [MQTT-4.3.3-?].
@@ -349,7 +340,9 @@ type DrainWait = Pin<Box<dyn Future<Output = Result<(), usize>> + Send>>;
 
 impl Busy {
     fn is_empty(&self) -> bool {
-        self.topic_aliases.is_empty()
+        self.rbuf.is_empty()
+            && self.wbuf.is_empty()
+            && self.topic_aliases.is_empty()
             && self.inbound_qos2.is_empty()
             && self.inflight.is_empty()
             && self.inflight_by_id.is_empty()
@@ -384,7 +377,7 @@ enum Wake {
     KeepAlive,
 }
 
-impl<R, W> std::ops::Drop for Connection<R, W> {
+impl<T> std::ops::Drop for Connection<T> {
     fn drop(&mut self) {
         // Also when the task is aborted: a takeover waiting for this
         // connection goes on.
@@ -392,7 +385,7 @@ impl<R, W> std::ops::Drop for Connection<R, W> {
     }
 }
 
-impl<R: TransportRead, W: TransportWrite> Connection<R, W> {
+impl<T: TransportRead + TransportWrite> Connection<T> {
     fn v5(&self) -> bool {
         self.version.is_v5()
     }
@@ -403,12 +396,15 @@ impl<R: TransportRead, W: TransportWrite> Connection<R, W> {
 
     /// Queues a packet for writing.
     fn send(&mut self, packet: &Packet) {
-        let before = self.wbuf.len();
-        codec::encode(packet, self.version, &mut self.wbuf);
+        let version = self.version;
+        let wbuf = &mut self.busy().wbuf;
+        let before = wbuf.len();
+        codec::encode(packet, version, wbuf);
+        let bytes = wbuf.len() - before;
         let i = packet_index(packet);
         let stats = &self.broker.stats;
         Stats::inc(&stats.packets_sent[i]);
-        Stats::add(&stats.bytes_sent[i], (self.wbuf.len() - before) as u64);
+        Stats::add(&stats.bytes_sent[i], bytes as u64);
     }
 
     /// Counts a packet received, with its size on the wire.
@@ -421,15 +417,18 @@ impl<R: TransportRead, W: TransportWrite> Connection<R, W> {
 
     /// Writes everything queued.
     async fn flush(&mut self) -> std::io::Result<()> {
-        while !self.wbuf.is_empty() {
-            self.wr.write_buf(&mut self.wbuf).await?;
+        let Some(busy) = self.busy.as_mut() else {
+            return Ok(());
+        };
+        while !busy.wbuf.is_empty() {
+            self.io.write_buf(&mut busy.wbuf).await?;
         }
         Ok(())
     }
 
     async fn read_more(&mut self) -> Result<(), Close> {
-        let (rd, rbuf) = (&mut self.rd, &mut self.rbuf);
-        match std::future::poll_fn(|cx| rd.poll_read_some(cx, rbuf, READ_CHUNK)).await {
+        let (io, busy) = (&mut self.io, &mut self.busy);
+        match std::future::poll_fn(|cx| Self::poll_read_into(io, busy, cx)).await {
             Ok(0) => Err(Close::PeerClosed),
             Ok(_) => Ok(()),
             Err(_) => Err(Close::Io),
@@ -458,10 +457,12 @@ impl<R: TransportRead, W: TransportWrite> Connection<R, W> {
     async fn read_connect(&mut self) -> Result<Box<Connect>, Close> {
         let max = self.limits().max_packet_size_bytes;
         loop {
-            let before = self.rbuf.len();
-            match codec::decode(&mut self.rbuf, None, max) {
+            let rbuf = &mut self.busy().rbuf;
+            let before = rbuf.len();
+            let decoded = codec::decode(rbuf, None, max);
+            let bytes = before - rbuf.len();
+            match decoded {
                 Ok(Some(Packet::Connect(c))) => {
-                    let bytes = before - self.rbuf.len();
                     let packet = Packet::Connect(c);
                     self.count_in(&packet, bytes);
                     let Packet::Connect(c) = packet else {
@@ -642,7 +643,7 @@ impl<R: TransportRead, W: TransportWrite> Connection<R, W> {
             code: 0,
             properties: props,
         }));
-        debug!(client_id = %client_id, peer = %self.origin.peer, version = ?self.version, session_present, "connected");
+        debug!(client_id = %client_id, peer = %self.peer, version = ?self.version, session_present, "connected");
         // Resend what was in flight, then fill the window [MQTT-4.4.0-1].
         self.resend_inflight();
         self.fill_window();
@@ -651,15 +652,19 @@ impl<R: TransportRead, W: TransportWrite> Connection<R, W> {
 
     /// Authenticates the client and checks its will against the ACL.
     async fn login(&mut self, c: &Connect) -> Result<(), Close> {
+        let Some(origin) = self.origin.take() else {
+            // CONNECT is handled once: a second one never gets here.
+            return Err(self.protocol_error(reason::PROTOCOL_ERROR));
+        };
         let security = &self.broker.security;
         let login = security
-            .login(&self.origin, c.username.as_deref(), c.password.as_deref())
+            .login(&origin, c.username.as_deref(), c.password.as_deref())
             .await;
         let stats = &self.broker.stats;
         let user = match login {
             Ok(user) => user,
             Err(e) => {
-                debug!(peer = %self.origin.peer, transport = self.origin.transport, reason = ?e, "login refused");
+                debug!(peer = %self.peer, transport = origin.transport, reason = ?e, "login refused");
                 let (counter, v5, v3) = match e {
                     // [MQTT-3.1.4-2]: a refused CONNECT gets a CONNACK
                     // with a failure code, then the connection closes.
@@ -748,7 +753,7 @@ impl<R: TransportRead, W: TransportWrite> Connection<R, W> {
                             drop(st);
                             drop(registry);
                             Stats::inc(&self.broker.stats.logins_failed_not_authorized);
-                            debug!(peer = %self.origin.peer, client_id = %client_id, "client id belongs to another user");
+                            debug!(peer = %self.peer, client_id = %client_id, "client id belongs to another user");
                             return Err(
                                 self.refuse(reason::NOT_AUTHORIZED, connack_v3::NOT_AUTHORIZED)
                             );
@@ -885,37 +890,32 @@ impl<R: TransportRead, W: TransportWrite> Connection<R, W> {
         if *self.broker.shutdown.borrow() {
             return Close::Shutdown;
         }
-        let keep_alive = if self.keep_alive > 0 {
-            // 1.5 × keep alive [MQTT-3.1.2-24].
-            Some(Duration::from_millis(u64::from(self.keep_alive) * 1500))
-        } else {
-            None
-        };
         let far = Duration::from_secs(86_400 * 365);
-        let sleep = tokio::time::sleep(keep_alive.unwrap_or(far));
+        let sleep = tokio::time::sleep(self.keep_alive_period().unwrap_or(far));
         tokio::pin!(sleep);
         // At most this many acknowledgements wait for the store; past it the
         // client is not read (3.x has no Receive Maximum to enforce this).
-        let max_acks = usize::from(self.limits().max_inflight_messages);
         loop {
             // No buffer is held while a connection is idle: an empty one is
             // given back (a busy connection reallocates per burst, not per
             // packet, since reads and writes are batched).
-            if self.wbuf.is_empty() && self.wbuf.capacity() > 0 {
-                self.wbuf = BytesMut::new();
-            }
-            if self.rbuf.is_empty() && self.rbuf.capacity() > 0 {
-                self.rbuf = BytesMut::new();
-            }
-            if self.busy.as_ref().is_some_and(|b| b.is_empty()) {
-                self.busy = None;
+            if let Some(busy) = &mut self.busy {
+                if busy.is_empty() {
+                    self.busy = None;
+                } else {
+                    if busy.wbuf.is_empty() && busy.wbuf.capacity() > 0 {
+                        busy.wbuf = BytesMut::new();
+                    }
+                    if busy.rbuf.is_empty() && busy.rbuf.capacity() > 0 {
+                        busy.rbuf = BytesMut::new();
+                    }
+                }
             }
             let paused = self.is_paused();
-            let acks_full = self.acks_len() >= max_acks;
-            let wake = std::future::poll_fn(|cx| {
-                self.poll_wake(cx, sleep.as_mut(), keep_alive.is_some(), paused, acks_full)
-            })
-            .await;
+            let acks_full = self.acks_len() >= usize::from(self.limits().max_inflight_messages);
+            let wake =
+                std::future::poll_fn(|cx| self.poll_wake(cx, sleep.as_mut(), paused, acks_full))
+                    .await;
             match wake {
                 Wake::Kicked(why) => {
                     return match why {
@@ -925,7 +925,7 @@ impl<R: TransportRead, W: TransportWrite> Connection<R, W> {
                     };
                 }
                 Wake::Wrote(Ok(n)) => {
-                    let _ = self.wbuf.split_to(n);
+                    let _ = self.busy().wbuf.split_to(n);
                 }
                 Wake::Wrote(Err(_)) | Wake::Read(Err(_)) => return Close::Io,
                 // Acknowledgements whose durable effects are synced go out
@@ -942,7 +942,7 @@ impl<R: TransportRead, W: TransportWrite> Connection<R, W> {
                 }
                 Wake::Read(Ok(0)) => return Close::PeerClosed,
                 Wake::Read(Ok(_)) => {
-                    if let Some(ka) = keep_alive {
+                    if let Some(ka) = self.keep_alive_period() {
                         sleep.as_mut().reset(tokio::time::Instant::now() + ka);
                     }
                     if let Err(close) = self.process_input().await {
@@ -962,7 +962,7 @@ impl<R: TransportRead, W: TransportWrite> Connection<R, W> {
                     busy.paused_since = None;
                     // The client was not read meanwhile: its keep alive
                     // counts from now.
-                    if let Some(ka) = keep_alive {
+                    if let Some(ka) = self.keep_alive_period() {
                         sleep.as_mut().reset(tokio::time::Instant::now() + ka);
                     }
                     if let Err(close) = self.process_input().await {
@@ -996,10 +996,10 @@ impl<R: TransportRead, W: TransportWrite> Connection<R, W> {
                 }
             }
             // Write what is ready now, without waiting for another turn.
-            if !self.wbuf.is_empty() {
-                match self.wr.try_write_now(&self.wbuf) {
+            if let Some(busy) = self.busy.as_mut().filter(|b| !b.wbuf.is_empty()) {
+                match self.io.try_write_now(&busy.wbuf) {
                     Ok(n) => {
-                        let _ = self.wbuf.split_to(n);
+                        let _ = busy.wbuf.split_to(n);
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                     Err(_) => return Close::Io,
@@ -1017,7 +1017,6 @@ impl<R: TransportRead, W: TransportWrite> Connection<R, W> {
         &mut self,
         cx: &mut Context<'_>,
         sleep: Pin<&mut tokio::time::Sleep>,
-        keep_alive: bool,
         paused: bool,
         acks_full: bool,
     ) -> Poll<Wake> {
@@ -1028,19 +1027,20 @@ impl<R: TransportRead, W: TransportWrite> Connection<R, W> {
         if kick != Kick::None {
             return Poll::Ready(Wake::Kicked(kick));
         }
-        if !self.wbuf.is_empty() {
-            if let Poll::Ready(r) = Pin::new(&mut self.wr).poll_write(cx, &self.wbuf) {
+        let queued = self.busy.as_ref().map_or(0, |b| b.wbuf.len());
+        if let Some(busy) = self.busy.as_mut().filter(|_| queued > 0) {
+            if let Poll::Ready(r) = Pin::new(&mut self.io).poll_write(cx, &busy.wbuf) {
                 return Poll::Ready(Wake::Wrote(r));
             }
         }
-        let room = self.wbuf.len() < HIGH_WATER_BYTES;
+        let room = queued < HIGH_WATER_BYTES;
         if let Some(ack) = self.busy.as_mut().and_then(|b| b.acks.front_mut()) {
             if let Poll::Ready(r) = Pin::new(&mut ack.ticket).poll(cx) {
                 return Poll::Ready(Wake::Durable(r));
             }
         }
         if room && !paused && !acks_full {
-            if let Poll::Ready(r) = self.rd.poll_read_some(cx, &mut self.rbuf, READ_CHUNK) {
+            if let Poll::Ready(r) = Self::poll_read_into(&mut self.io, &mut self.busy, cx) {
                 return Poll::Ready(Wake::Read(r));
             }
         }
@@ -1062,10 +1062,35 @@ impl<R: TransportRead, W: TransportWrite> Connection<R, W> {
                 return Poll::Ready(Wake::Mail);
             }
         }
-        if keep_alive && !paused && sleep.poll(cx).is_ready() {
+        if self.keep_alive > 0 && !paused && sleep.poll(cx).is_ready() {
             return Poll::Ready(Wake::KeepAlive);
         }
         Poll::Pending
+    }
+
+    /// Reads into the busy state's buffer; a connection without busy
+    /// state reads into an empty buffer (which allocates nothing) and
+    /// keeps it only when bytes came.
+    fn poll_read_into(
+        io: &mut T,
+        busy: &mut Option<Box<Busy>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<std::io::Result<usize>> {
+        let mut rbuf = busy
+            .as_mut()
+            .map(|b| std::mem::take(&mut b.rbuf))
+            .unwrap_or_default();
+        let read = io.poll_read_some(cx, &mut rbuf, READ_CHUNK);
+        if rbuf.capacity() > 0 {
+            busy.get_or_insert_with(Box::default).rbuf = rbuf;
+        }
+        read
+    }
+
+    /// How long the client may stay silent: 1.5 × keep alive
+    /// [MQTT-3.1.2-24]; `None` without keep alive.
+    fn keep_alive_period(&self) -> Option<Duration> {
+        (self.keep_alive > 0).then(|| Duration::from_millis(u64::from(self.keep_alive) * 1500))
     }
 
     /// The busy part of the state, allocated when first needed.
@@ -1088,33 +1113,39 @@ impl<R: TransportRead, W: TransportWrite> Connection<R, W> {
     /// Decodes and handles the packets already read, until the buffer has
     /// no complete packet or a publish paused this connection.
     async fn process_input(&mut self) -> Result<(), Close> {
-        let max_acks = usize::from(self.limits().max_inflight_messages);
-        while !self.is_paused() && self.acks_len() < max_acks {
-            match self.next_packet()? {
-                Step::Idle => break,
-                Step::Handled => {}
-                Step::Wait(work) => work.await?,
-            }
+        while let Some(packet) = self.input_until_wait()? {
+            self.waiting_work(*packet).await?;
         }
         Ok(())
     }
 
-    /// Decodes and handles the next complete packet, if any. Synchronous,
-    /// so that no decoded packet is kept in the connection's future.
-    fn next_packet(&mut self) -> Result<Step<'_>, Close> {
+    /// Handles buffered packets until none is complete, the connection is
+    /// paused, or one needs to wait (it is returned, to be handled by
+    /// [`Self::waiting_work`] before the next). Synchronous, so that no
+    /// decoded packet is kept in the connection's future.
+    fn input_until_wait(&mut self) -> Result<Option<Box<Packet>>, Close> {
         let max_packet = self.limits().max_packet_size_bytes;
-        let before = self.rbuf.len();
-        match codec::decode(&mut self.rbuf, Some(self.version), max_packet) {
-            Ok(Some(packet)) => {
-                self.count_in(&packet, before - self.rbuf.len());
-                Ok(match self.on_packet(packet)? {
-                    Some(work) => Step::Wait(work),
-                    None => Step::Handled,
-                })
+        let max_acks = usize::from(self.limits().max_inflight_messages);
+        while !self.is_paused() && self.acks_len() < max_acks {
+            let version = self.version;
+            let Some(busy) = self.busy.as_mut() else {
+                break;
+            };
+            let before = busy.rbuf.len();
+            let decoded = codec::decode(&mut busy.rbuf, Some(version), max_packet);
+            let bytes = before - busy.rbuf.len();
+            match decoded {
+                Ok(Some(packet)) => {
+                    self.count_in(&packet, bytes);
+                    if let Some(waiting) = self.on_packet(packet)? {
+                        return Ok(Some(waiting));
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => return Err(self.protocol_error(e.reason_code())),
             }
-            Ok(None) => Ok(Step::Idle),
-            Err(e) => Err(self.protocol_error(e.reason_code())),
         }
+        Ok(None)
     }
 
     /// A delivery from the router.
@@ -1287,10 +1318,20 @@ impl<R: TransportRead, W: TransportWrite> Connection<R, W> {
         }));
     }
 
+    /// The handling of a packet that waits, boxed: its state never sizes
+    /// the connection's own future.
+    fn waiting_work(&mut self, packet: Packet) -> PacketWork<'_> {
+        match packet {
+            Packet::Subscribe(s) => Box::pin(self.on_subscribe(s)),
+            Packet::Unsubscribe(u) => Box::pin(self.on_unsubscribe(u)),
+            _ => Box::pin(std::future::ready(Ok(()))),
+        }
+    }
+
     /// Handles one packet; the rare ones that wait (SUBSCRIBE and
-    /// UNSUBSCRIBE, for the store) come back as a boxed future to await,
-    /// so their state never sizes the connection's own future.
-    fn on_packet(&mut self, packet: Packet) -> Result<Option<PacketWork<'_>>, Close> {
+    /// UNSUBSCRIBE, for the store) are given back, for
+    /// [`Self::waiting_work`].
+    fn on_packet(&mut self, packet: Packet) -> Result<Option<Box<Packet>>, Close> {
         let done = match packet {
             Packet::Publish(p) => self.on_publish(p),
             Packet::PubAck(r) => {
@@ -1303,8 +1344,7 @@ impl<R: TransportRead, W: TransportWrite> Connection<R, W> {
                 self.on_outbound_done(r.packet_id);
                 Ok(())
             }
-            Packet::Subscribe(s) => return Ok(Some(Box::pin(self.on_subscribe(s)))),
-            Packet::Unsubscribe(u) => return Ok(Some(Box::pin(self.on_unsubscribe(u)))),
+            Packet::Subscribe(_) | Packet::Unsubscribe(_) => return Ok(Some(Box::new(packet))),
             Packet::PingReq => {
                 self.send(&Packet::PingResp);
                 Ok(())
@@ -1807,7 +1847,7 @@ impl<R: TransportRead, W: TransportWrite> Connection<R, W> {
 
     /// Closes the connection and settles the session.
     async fn finish(&mut self, close: Close) {
-        debug!(client_id = %self.client_id, peer = %self.origin.peer, reason = close.as_str(), "closed");
+        debug!(client_id = %self.client_id, peer = %self.peer, reason = close.as_str(), "closed");
         if close == Close::SlowConsumer {
             Stats::inc(&self.broker.stats.slow_consumers);
         }
@@ -1831,11 +1871,13 @@ impl<R: TransportRead, W: TransportWrite> Connection<R, W> {
             // A client that stopped reading will not take the rest: one
             // attempt, no waiting.
             Close::SlowConsumer => {
-                let _ = self.wr.try_write_now(&self.wbuf);
+                if let Some(busy) = &self.busy {
+                    let _ = self.io.try_write_now(&busy.wbuf);
+                }
             }
             _ => {
                 let _ = tokio::time::timeout(CLOSE_FLUSH, self.flush()).await;
-                let _ = tokio::time::timeout(CLOSE_FLUSH, self.wr.shutdown()).await;
+                let _ = tokio::time::timeout(CLOSE_FLUSH, self.io.shutdown()).await;
             }
         }
         let Some(handle) = self.handle.take() else {

@@ -172,8 +172,7 @@ pub async fn serve(
     match io {
         Io::Tcp(stream) => crate::connection::serve(broker, stream, origin).await,
         Io::Piped(pipe, mut pump) => {
-            let (rd, wr) = tokio::io::split(pipe);
-            crate::connection::serve_io(broker, rd, wr, origin).await;
+            crate::connection::serve_io(broker, pipe, origin).await;
             if tokio::time::timeout(PUMP_DRAIN, &mut pump).await.is_err() {
                 pump.abort();
             }

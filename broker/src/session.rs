@@ -11,7 +11,7 @@
 //! that connection closes; removed when it ends (non-persistent session
 //! closed, persistent session expired, or replaced by a clean start).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -315,7 +315,7 @@ pub struct HandleState {
     /// with a persistent session.
     pub owner: Option<Arc<str>>,
     /// Filter (with `$share/g/` prefix when shared) → options.
-    pub subscriptions: HashMap<String, SubOpts>,
+    pub subscriptions: BTreeMap<String, SubOpts>,
     /// False once the session has ended: late publishes must not queue.
     pub ended: bool,
     /// Highest queue sequence number ever written to a client: a resumed

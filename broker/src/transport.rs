@@ -1,8 +1,8 @@
 //! Transports under the session logic: what the connection code needs from
-//! a write half, the PROXY protocol header, and the pumps that carry TLS
+//! a transport, the PROXY protocol header, and the pumps that carry TLS
 //! and WebSocket streams to the connection.
 //!
-//! Plain TCP gives the connection the socket's own halves. TLS and
+//! Plain TCP gives the connection the socket itself. TLS and
 //! WebSocket connections are served over an in-memory pipe
 //! (`tokio::io::duplex`) whose far end a pump task copies to and from the
 //! real stream: the pump owns the flushing that TLS records and WebSocket
@@ -19,11 +19,11 @@ use std::task::{ready, Context, Poll, Waker};
 use bytes::BytesMut;
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
-/// A write half the connection can use: async writes, plus a write that
+/// Writing as the connection needs it: async writes, plus a write that
 /// never waits (used right after handling input, and for the last words
 /// to a slow consumer).
 pub trait TransportWrite: AsyncWrite + Unpin + Send {
@@ -31,13 +31,13 @@ pub trait TransportWrite: AsyncWrite + Unpin + Send {
     fn try_write_now(&mut self, buf: &[u8]) -> io::Result<usize>;
 }
 
-impl TransportWrite for OwnedWriteHalf {
+impl TransportWrite for TcpStream {
     fn try_write_now(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.try_write(buf)
     }
 }
 
-impl TransportWrite for tokio::io::WriteHalf<DuplexStream> {
+impl TransportWrite for DuplexStream {
     fn try_write_now(&mut self, buf: &[u8]) -> io::Result<usize> {
         // One poll with a no-op waker: if the pipe is full the connection's
         // next `select!` polls the write again with its real waker.
@@ -49,7 +49,7 @@ impl TransportWrite for tokio::io::WriteHalf<DuplexStream> {
     }
 }
 
-/// A read half the connection can use: a read that takes room in the
+/// Reading as the connection needs it: a read that takes room in the
 /// buffer only once there is something to read, so an idle connection
 /// holds no read buffer.
 pub trait TransportRead: AsyncRead + Unpin + Send {
@@ -72,7 +72,7 @@ fn make_room(buf: &mut BytesMut, chunk: usize) {
     }
 }
 
-impl TransportRead for OwnedReadHalf {
+impl TransportRead for TcpStream {
     fn poll_read_some(
         &mut self,
         cx: &mut Context<'_>,
@@ -84,7 +84,7 @@ impl TransportRead for OwnedReadHalf {
         // connection without a buffer reads into the stack first and takes
         // room only for bytes that actually came.
         loop {
-            ready!(self.as_ref().poll_read_ready(cx))?;
+            ready!(self.poll_read_ready(cx))?;
             let read = if buf.capacity() - buf.len() >= chunk / 4 {
                 self.try_read_buf(buf)
             } else {
@@ -105,7 +105,7 @@ impl TransportRead for OwnedReadHalf {
     }
 }
 
-impl TransportRead for tokio::io::ReadHalf<DuplexStream> {
+impl TransportRead for DuplexStream {
     fn poll_read_some(
         &mut self,
         cx: &mut Context<'_>,
@@ -372,8 +372,7 @@ mod tests {
         let mut client = tokio::net::TcpStream::connect(listener.local_addr().expect("addr"))
             .await
             .expect("connect");
-        let (server, _) = listener.accept().await.expect("accept");
-        let (mut rd, _wr) = server.into_split();
+        let (mut rd, _) = listener.accept().await.expect("accept");
         let mut buf = BytesMut::new();
         client.write_all(b"0123456789").await.expect("write");
         let n = std::future::poll_fn(|cx| rd.poll_read_some(cx, &mut buf, 4096))
