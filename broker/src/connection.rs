@@ -741,8 +741,8 @@ impl<R: AsyncRead + Unpin + Send, W: TransportWrite> Connection<R, W> {
             kick: Arc::clone(&self.kick),
             done: self.done_rx.clone(),
             drained: Arc::clone(&self.drained),
-            high_water: self.limits().max_outbound_bytes / 2,
-            low_water: self.limits().max_outbound_bytes / 4,
+            high_water: self.limits().high_water(),
+            low_water: self.limits().low_water(),
         }
     }
 
@@ -750,7 +750,7 @@ impl<R: AsyncRead + Unpin + Send, W: TransportWrite> Connection<R, W> {
     /// ignored): wakes paused publishers when the queue has drained.
     fn release(&self, bytes: usize) {
         let before = self.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
-        let low = self.limits().max_outbound_bytes / 4;
+        let low = self.limits().low_water();
         if before > low && before.saturating_sub(bytes) <= low {
             self.drained.notify_waiters();
         }
