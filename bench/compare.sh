@@ -105,7 +105,7 @@ start_broker() {
   case "$label" in
     herald)
       RUST_LOG=warn "${pin_broker[@]}" "$HERALD_BIN" \
-        --listen "127.0.0.1:$port" --data-dir "$dir/data" \
+        --listen "127.0.0.1:$port" --admin-listen 127.0.0.1:0 --data-dir "$dir/data" \
         >"$dir/broker.log" 2>&1 &
       ;;
     mosquitto)

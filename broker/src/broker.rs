@@ -416,9 +416,9 @@ impl Broker {
                 message: None,
             }
         } else {
-            self.retained
-                .write()
-                .insert(&msg.topic.clone(), Arc::clone(msg));
+            // Kept for long: not in the publisher's read buffer.
+            let kept = Arc::new(msg.detached());
+            self.retained.write().insert(&kept.topic.clone(), kept);
             Command::Retain {
                 topic,
                 message: Some(msg_to_stored(msg)),
@@ -511,12 +511,15 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// The stored form of a message (its expiry made absolute).
+/// The stored form of a message (its expiry made absolute). It owns its
+/// buffers: a queued or retained message may be kept for hours, and must
+/// not keep the read buffer it was decoded from alive (see
+/// [`Msg::detached`]).
 pub(crate) fn msg_to_stored(msg: &Msg) -> herald_storage::Message {
     let now = Instant::now();
     herald_storage::Message {
         topic: Bytes::copy_from_slice(msg.topic.as_bytes()),
-        payload: msg.payload.clone(),
+        payload: Bytes::copy_from_slice(&msg.payload),
         qos: msg.qos as u8,
         retain: msg.retain,
         properties: properties_to_blob(&msg.properties),

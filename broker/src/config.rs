@@ -216,11 +216,15 @@ pub struct Limits {
     /// Bytes of a persistent session's stored queue (topic + payload +
     /// properties).
     pub max_queued_bytes: usize,
-    /// Bytes waiting to be written to one connection. Past half of it, a
-    /// QoS 1/2 publisher sending to that connection pauses until it drains
-    /// to a quarter (backpressure: nothing acknowledged is dropped); a
-    /// client that lets it fill up is disconnected as a slow consumer.
+    /// Bytes waiting to be written to one connection; a client that lets
+    /// it fill up is disconnected as a slow consumer.
     pub max_outbound_bytes: usize,
+    /// Bytes waiting to be written to one connection past which a QoS 1/2
+    /// publisher sending to it pauses until it drains to half of this
+    /// (backpressure: nothing acknowledged is dropped). It bounds how long
+    /// a message waits behind others, i.e. delivery latency under overload.
+    /// Capped at half of `max_outbound_bytes` (see [`Limits::high_water`]).
+    pub backpressure_bytes: usize,
     /// A connection that keeps publishers paused this long is disconnected
     /// as a slow consumer.
     pub slow_consumer_timeout_secs: u64,
@@ -262,6 +266,20 @@ impl Default for Config {
     }
 }
 
+impl Limits {
+    /// Where backpressure starts: `backpressure_bytes`, at most half of
+    /// `max_outbound_bytes` so that a paused publisher never pushes a
+    /// subscriber into the slow-consumer bound.
+    pub fn high_water(&self) -> usize {
+        self.backpressure_bytes.min(self.max_outbound_bytes / 2)
+    }
+
+    /// Where paused publishers resume: half of [`Limits::high_water`].
+    pub fn low_water(&self) -> usize {
+        self.high_water() / 2
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {
@@ -272,6 +290,7 @@ impl Default for Limits {
             max_queued_messages: 10_000,
             max_queued_bytes: 64 * 1024 * 1024,
             max_outbound_bytes: 8 * 1024 * 1024,
+            backpressure_bytes: 32 * 1024,
             slow_consumer_timeout_secs: 30,
             max_topic_length_bytes: 65_535,
             max_topic_levels: 128,
@@ -362,6 +381,9 @@ impl Config {
         }
         if l.max_outbound_bytes < 1024 {
             return invalid("limits.max_outbound_bytes", "must be at least 1024");
+        }
+        if l.backpressure_bytes < 512 {
+            return invalid("limits.backpressure_bytes", "must be at least 512");
         }
         if l.max_topic_length_bytes == 0 || l.max_topic_length_bytes > 65_535 {
             return invalid(
@@ -470,5 +492,16 @@ mod tests {
         let mut c = Config::default();
         c.limits.max_packet_size_bytes = 10;
         assert!(c.validate().is_err());
+        let mut c = Config::default();
+        c.limits.backpressure_bytes = 100;
+        assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn backpressure_starts_at_most_at_half_the_outbound_bound() {
+        let mut l = Limits::default();
+        assert_eq!((l.high_water(), l.low_water()), (32 * 1024, 16 * 1024));
+        l.max_outbound_bytes = 16 * 1024;
+        assert_eq!((l.high_water(), l.low_water()), (8 * 1024, 4 * 1024));
     }
 }

@@ -213,10 +213,7 @@ pub fn serve_io<T>(
 where
     T: TransportRead + TransportWrite,
 {
-    let link = Arc::new(ConnLink::new(
-        broker.next_epoch(),
-        broker.config.limits.max_outbound_bytes,
-    ));
+    let link = Arc::new(ConnLink::new(broker.next_epoch(), &broker.config.limits));
     let mut conn = Connection {
         broker,
         io,

@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
+use parking_lot::RwLock;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
@@ -65,8 +66,9 @@ pub enum ListenerError {
 /// What every connection of a listener shares.
 pub struct ListenerCtx {
     pub config: ListenerConfig,
-    /// Set for tls and wss.
-    tls: Option<TlsAcceptor>,
+    /// Set for tls and wss; replaced whole by [`ListenerCtx::reload_tls`]
+    /// (a handshake in progress keeps the acceptor it started with).
+    tls: Option<RwLock<TlsAcceptor>>,
     /// Whether clients without credentials are let in here.
     allow_anonymous: bool,
 }
@@ -95,7 +97,7 @@ impl Listener {
         auth: &AuthConfig,
     ) -> Result<Listener, ListenerError> {
         let tls = if config.kind.is_tls() {
-            Some(tls_acceptor(config)?)
+            Some(RwLock::new(tls_acceptor(config)?))
         } else {
             None
         };
@@ -181,6 +183,19 @@ pub async fn serve(
 }
 
 impl ListenerCtx {
+    /// Reads the certificate, key and client CA files of a TLS listener
+    /// again, for the connections accepted from now on; connections already
+    /// up keep their session. Returns false for a listener without TLS. On
+    /// error the listener keeps what it had.
+    pub fn reload_tls(&self) -> Result<bool, ListenerError> {
+        let Some(slot) = &self.tls else {
+            return Ok(false);
+        };
+        let fresh = tls_acceptor(&self.config)?;
+        *slot.write() = fresh;
+        Ok(true)
+    }
+
     /// Whether no client can log in without a password file: no anonymous
     /// access and no certificate usernames.
     pub fn refuses_everyone(&self) -> bool {
@@ -210,7 +225,8 @@ impl ListenerCtx {
         let ws_config = WebSocketConfig::default()
             .max_message_size(Some(max_packet + 16))
             .max_frame_size(Some(max_packet + 16));
-        let Some(acceptor) = &self.tls else {
+        let acceptor = self.tls.as_ref().map(|t| t.read().clone());
+        let Some(acceptor) = acceptor else {
             if !self.config.kind.is_websocket() {
                 return Ok((Io::Tcp(stream), origin));
             }

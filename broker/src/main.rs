@@ -1,5 +1,6 @@
 //! The `herald` binary: parse flags, load the config, run the broker until
-//! SIGINT or SIGTERM (SIGHUP reloads the password and ACL files); or manage
+//! SIGINT or SIGTERM (SIGHUP reloads the password and ACL files and the TLS
+//! certificates); or manage
 //! a password file (`herald passwd`).
 
 use std::net::SocketAddr;
@@ -18,7 +19,8 @@ use tracing_subscriber::EnvFilter;
 /// and lets clients in without a password (loopback only). Settings come from the defaults, then the config file, then these flags
 /// (each also settable through its HERALD_* environment variable). Logging
 /// is controlled by RUST_LOG (default: info). SIGHUP reloads the password
-/// and ACL files; SIGINT or SIGTERM stop the broker.
+/// and ACL files and the TLS certificates and keys; SIGINT or SIGTERM stop
+/// the broker.
 #[derive(Debug, Parser)]
 #[command(name = "herald", version, about, long_about)]
 struct Cli {
@@ -145,7 +147,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .build()?;
     runtime.block_on(async {
         let server = Server::bind(config).await?;
-        reload_on_sighup(server.broker());
+        reload_on_sighup(server.reloader());
         // On a worker, not on this thread: accepting where the connection
         // tasks run saves a cross-thread wake-up (futex, context switch)
         // per accepted connection.
@@ -193,26 +195,27 @@ fn run_passwd(action: PasswdAction) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Reloads the password and ACL files on every SIGHUP; a file that fails
-/// to load leaves the previous one in force.
-fn reload_on_sighup(broker: std::sync::Arc<herald::broker::Broker>) {
+/// Reloads the password and ACL files and the TLS certificates on every
+/// SIGHUP; a file that fails to load leaves the previous one in force.
+fn reload_on_sighup(reloader: herald::server::Reloader) {
     use tokio::signal::unix::{signal, SignalKind};
     let mut hup = match signal(SignalKind::hangup()) {
         Ok(s) => s,
         Err(e) => {
-            tracing::warn!(error = %e, "cannot watch SIGHUP; the password and ACL files will not be reloaded");
+            tracing::warn!(error = %e, "cannot watch SIGHUP; files will not be reloaded");
             return;
         }
     };
     tokio::spawn(async move {
         while hup.recv().await.is_some() {
-            match broker.security.reload() {
-                Ok(()) => {
-                    tracing::info!(files = ?broker.security.files(), "reloaded the password and ACL files")
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "reload failed; the previous password and ACL files stay in force")
-                }
+            // Reading and parsing files (and hashing nothing): brief, but
+            // blocking, so off the async workers.
+            let r = reloader.clone();
+            let failed = tokio::task::spawn_blocking(move || r.reload())
+                .await
+                .unwrap_or_default();
+            for e in failed {
+                tracing::error!(error = %e, "reload failed; the previous file stays in force");
             }
         }
     });

@@ -17,7 +17,7 @@ use tracing::{info, warn};
 
 use crate::broker::Broker;
 use crate::config::Config;
-use crate::listener::{accept_any, Listener};
+use crate::listener::{accept_any, Listener, ListenerCtx};
 use crate::security::{ClientOrigin, Security};
 use crate::stats::Stats;
 
@@ -59,6 +59,52 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+}
+
+/// Reloads, on request (the binary: on SIGHUP), the files a running server
+/// reads: the password and ACL files, and every TLS listener's certificate,
+/// key and client CA. Each part that fails to load keeps what it had.
+#[derive(Debug, Clone)]
+pub struct Reloader {
+    broker: Arc<Broker>,
+    listeners: Vec<Arc<ListenerCtx>>,
+}
+
+/// One part of a reload that failed (the rest was reloaded).
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error("password or ACL file: {0}")]
+    Security(#[from] crate::auth::AuthError),
+    #[error(transparent)]
+    Tls(#[from] crate::listener::ListenerError),
+}
+
+impl Reloader {
+    /// Reloads everything; returns what failed. Logs each reloaded file.
+    pub fn reload(&self) -> Vec<ReloadError> {
+        let mut failed = Vec::new();
+        match self.broker.security.reload() {
+            Ok(()) => {
+                let files = self.broker.security.files();
+                if !files.is_empty() {
+                    info!(?files, "reloaded the password and ACL files");
+                }
+            }
+            Err(e) => failed.push(e.into()),
+        }
+        for ctx in &self.listeners {
+            match ctx.reload_tls() {
+                Ok(true) => info!(
+                    listener = %ctx.config.listen,
+                    cert_file = ?ctx.config.cert_file,
+                    "reloaded the TLS certificate"
+                ),
+                Ok(false) => {}
+                Err(e) => failed.push(e.into()),
+            }
+        }
+        failed
+    }
 }
 
 /// A bound, not yet running, server.
@@ -145,6 +191,14 @@ impl Server {
 
     pub fn broker(&self) -> Arc<Broker> {
         Arc::clone(&self.broker)
+    }
+
+    /// What reloads this server's files while it runs.
+    pub fn reloader(&self) -> Reloader {
+        Reloader {
+            broker: Arc::clone(&self.broker),
+            listeners: self.listeners.iter().map(|l| Arc::clone(&l.ctx)).collect(),
+        }
     }
 
     /// Serves until `shutdown` completes, then closes every connection

@@ -85,6 +85,33 @@ impl Msg {
     pub fn size(&self) -> usize {
         self.topic.len() + self.payload.len() + 32
     }
+
+    /// A copy whose topic, payload and properties own exact-size buffers.
+    /// A decoded message shares the connection's read buffer (zero copy),
+    /// which is right for a message delivered at once, but one kept for
+    /// long (retained) would keep that whole buffer alive: a device that
+    /// publishes one small retained status would pin kilobytes for it.
+    pub fn detached(&self) -> Msg {
+        let text = |s: &ByteString| ByteString::from(&**s);
+        let p = &self.properties;
+        Msg {
+            topic: text(&self.topic),
+            payload: Bytes::copy_from_slice(&self.payload),
+            properties: PublishProperties {
+                response_topic: p.response_topic.as_ref().map(text),
+                correlation_data: p.correlation_data.as_deref().map(Bytes::copy_from_slice),
+                user_properties: p
+                    .user_properties
+                    .iter()
+                    .map(|(k, v)| (text(k), text(v)))
+                    .collect(),
+                content_type: p.content_type.as_ref().map(text),
+                subscription_identifiers: p.subscription_identifiers.clone(),
+                ..*p
+            },
+            ..*self
+        }
+    }
 }
 
 /// One delivery of a message to one session.
@@ -135,10 +162,12 @@ pub struct ConnLink {
     /// Bytes handed to the connection and not yet written or dropped.
     pub queued_bytes: AtomicUsize,
     /// Above this many queued bytes with a backlog, the connection is a
-    /// slow consumer; half of it is the high-water mark at which a QoS 1/2
-    /// delivery makes its publisher pause (backpressure), a quarter the
-    /// low-water mark at which paused publishers resume.
+    /// slow consumer (`limits.max_outbound_bytes`).
     pub max_bytes: usize,
+    /// The high-water mark at which a QoS 1/2 delivery makes its publisher
+    /// pause (backpressure, [`crate::config::Limits::high_water`]); half of
+    /// it is the low-water mark at which paused publishers resume.
+    high_water: usize,
     /// The connection task.
     waker: AtomicWaker,
     /// Notified when `queued_bytes` falls to the low-water mark and when
@@ -147,7 +176,7 @@ pub struct ConnLink {
 }
 
 impl ConnLink {
-    pub fn new(epoch: u64, max_bytes: usize) -> ConnLink {
+    pub fn new(epoch: u64, limits: &crate::config::Limits) -> ConnLink {
         ConnLink {
             epoch,
             queue: Mutex::new(VecDeque::new()),
@@ -156,18 +185,19 @@ impl ConnLink {
             kick: AtomicU8::new(Kick::None as u8),
             finished: AtomicBool::new(false),
             queued_bytes: AtomicUsize::new(0),
-            max_bytes,
+            max_bytes: limits.max_outbound_bytes,
+            high_water: limits.high_water(),
             waker: AtomicWaker::new(),
             drained: Notify::new(),
         }
     }
 
     pub fn high_water(&self) -> usize {
-        self.max_bytes / 2
+        self.high_water
     }
 
     pub fn low_water(&self) -> usize {
-        self.max_bytes / 4
+        self.high_water / 2
     }
 
     /// Registers the connection task's waker; signals raised after this
@@ -426,6 +456,54 @@ mod tests {
         for s in 1..200_000u64 {
             assert_ne!(packet_id_for(s), 0);
         }
+    }
+
+    /// A detached message equals the original and shares none of the
+    /// buffer it was decoded from.
+    #[test]
+    fn detached_messages_own_their_buffers() {
+        let read_buffer = Bytes::from(vec![b'x'; 4096]);
+        let inside = |b: &[u8]| {
+            let range = read_buffer.as_ptr_range();
+            range.contains(&b.as_ptr())
+        };
+        let text = |at: usize| {
+            ByteString::try_from(read_buffer.slice(at..at + 3)).expect("ASCII is UTF-8")
+        };
+        let msg = Msg {
+            topic: text(0),
+            payload: read_buffer.slice(10..20),
+            qos: QoS::AtLeastOnce,
+            retain: true,
+            properties: PublishProperties {
+                payload_format_indicator: Some(1),
+                message_expiry_interval: Some(9),
+                response_topic: Some(text(30)),
+                correlation_data: Some(read_buffer.slice(40..44)),
+                user_properties: vec![(text(50), text(60))],
+                content_type: Some(text(70)),
+                ..PublishProperties::default()
+            },
+            expires_at: None,
+            origin: Some(3),
+            received_at: Instant::now(),
+        };
+        let d = msg.detached();
+        assert_eq!(format!("{d:?}"), format!("{msg:?}"), "same content");
+        let p = &d.properties;
+        let parts: [&[u8]; 7] = [
+            d.topic.as_bytes(),
+            &d.payload,
+            p.response_topic.as_ref().expect("kept").as_bytes(),
+            p.correlation_data.as_deref().expect("kept"),
+            p.user_properties[0].0.as_bytes(),
+            p.user_properties[0].1.as_bytes(),
+            p.content_type.as_ref().expect("kept").as_bytes(),
+        ];
+        for part in parts {
+            assert!(!inside(part), "still in the read buffer");
+        }
+        assert!(inside(&msg.payload), "the check can tell");
     }
 
     #[test]

@@ -72,11 +72,13 @@ async fn start() -> (
     std::sync::Arc<herald::broker::Broker>,
 ) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = Config {
+    let mut config = Config {
         listen: "127.0.0.1:0".parse().expect("addr"),
         data_dir: dir.path().to_owned(),
         ..Config::default()
     };
+    // Never the fixed default admin port: another broker may hold it.
+    config.admin.listen = "127.0.0.1:0".parse().expect("addr");
     let server = Server::bind(config).await.expect("bind");
     let addr = server.local_addr().expect("addr");
     let broker = server.broker();

@@ -9,6 +9,8 @@
 // Each test file uses a different part of the harness.
 #![allow(dead_code)]
 
+pub mod pki;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
