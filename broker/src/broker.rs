@@ -438,6 +438,22 @@ impl Broker {
         out
     }
 
+    /// The clock of keep-alive deadlines: ms since the broker started.
+    pub(crate) fn keep_alive_clock_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// Kicks every linked connection whose client has been silent past
+    /// its keep-alive deadline.
+    pub(crate) fn sweep_keep_alives(&self) {
+        let now = self.keep_alive_clock_ms();
+        for handle in self.registry.lock().values() {
+            if let Some(link) = &handle.state.lock().link {
+                link.check_keep_alive(now);
+            }
+        }
+    }
+
     /// Asks every connection to close (5.0 clients get DISCONNECT 0x8B).
     /// Linked connections are kicked; one that links itself after this
     /// sees the flag when its loop starts (links are made under the

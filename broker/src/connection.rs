@@ -8,8 +8,9 @@
 //!    session is created, resumed or replaced; CONNACK is sent; queued and
 //!    unacknowledged messages are (re)sent;
 //! 3. one task serves it: it reads and decodes packets, takes deliveries
-//!    from its mailbox, writes coalesced output, and enforces keep alive at
-//!    1.5 × the negotiated value [MQTT-3.1.2-24];
+//!    from its mailbox, writes coalesced output, and moves its keep-alive
+//!    deadline (1.5 × the negotiated value [MQTT-3.1.2-24]) on every read;
+//!    the broker's keep-alive sweep kicks it once the deadline has passed;
 //! 4. it ends with a typed [`Close`], mapped to a 5.0 reason code in one
 //!    place ([`Close::reason_code`]); the will is published unless the
 //!    client disconnected normally; the session is kept (persistent) or ended.
@@ -41,7 +42,7 @@ use crate::codec::{
 };
 use crate::security::{ClientOrigin, LoginError};
 use crate::session::{
-    packet_id_for, Congestion, ConnLink, Delivery, Kick, Msg, SessionHandle, SubOpts,
+    packet_id_for, Congestion, ConnLink, Delivery, Kick, Msg, SessionHandle, SubOpts, NO_DEADLINE,
 };
 use crate::stats::{packet_index, Drop, Stats};
 use crate::topic;
@@ -240,7 +241,9 @@ where
     };
     async move {
         let close = conn.run().await;
-        conn.finish(close).await;
+        // Boxed: the closing handshake's timers would otherwise size the
+        // future of every connection for its whole life.
+        Box::pin(conn.finish(close)).await;
     }
 }
 
@@ -371,7 +374,6 @@ enum Wake {
     Read(std::io::Result<usize>),
     Drained(Result<(), usize>),
     Mail,
-    KeepAlive,
 }
 
 impl<T> std::ops::Drop for Connection<T> {
@@ -887,9 +889,7 @@ impl<T: TransportRead + TransportWrite> Connection<T> {
         if *self.broker.shutdown.borrow() {
             return Close::Shutdown;
         }
-        let far = Duration::from_secs(86_400 * 365);
-        let sleep = tokio::time::sleep(self.keep_alive_period().unwrap_or(far));
-        tokio::pin!(sleep);
+        self.hear_client();
         // At most this many acknowledgements wait for the store; past it the
         // client is not read (3.x has no Receive Maximum to enforce this).
         loop {
@@ -910,14 +910,16 @@ impl<T: TransportRead + TransportWrite> Connection<T> {
             }
             let paused = self.is_paused();
             let acks_full = self.acks_len() >= usize::from(self.limits().max_inflight_messages);
-            let wake =
-                std::future::poll_fn(|cx| self.poll_wake(cx, sleep.as_mut(), paused, acks_full))
-                    .await;
+            let wake = std::future::poll_fn(|cx| self.poll_wake(cx, paused, acks_full)).await;
             match wake {
                 Wake::Kicked(why) => {
                     return match why {
                         Kick::Takeover => Close::Takeover,
                         Kick::SlowConsumer => Close::SlowConsumer,
+                        Kick::KeepAlive => {
+                            Stats::inc(&self.broker.stats.keep_alive_timeouts);
+                            Close::KeepAliveTimeout
+                        }
                         Kick::Shutdown | Kick::None => Close::Shutdown,
                     };
                 }
@@ -939,9 +941,7 @@ impl<T: TransportRead + TransportWrite> Connection<T> {
                 }
                 Wake::Read(Ok(0)) => return Close::PeerClosed,
                 Wake::Read(Ok(_)) => {
-                    if let Some(ka) = self.keep_alive_period() {
-                        sleep.as_mut().reset(tokio::time::Instant::now() + ka);
-                    }
+                    self.hear_client();
                     if let Err(close) = self.process_input().await {
                         return close;
                     }
@@ -959,9 +959,7 @@ impl<T: TransportRead + TransportWrite> Connection<T> {
                     busy.paused_since = None;
                     // The client was not read meanwhile: its keep alive
                     // counts from now.
-                    if let Some(ka) = self.keep_alive_period() {
-                        sleep.as_mut().reset(tokio::time::Instant::now() + ka);
-                    }
+                    self.hear_client();
                     if let Err(close) = self.process_input().await {
                         return close;
                     }
@@ -987,10 +985,6 @@ impl<T: TransportRead + TransportWrite> Connection<T> {
                         self.busy().inbox = inbox;
                     }
                 }
-                Wake::KeepAlive => {
-                    Stats::inc(&self.broker.stats.keep_alive_timeouts);
-                    return Close::KeepAliveTimeout;
-                }
             }
             // Write what is ready now, without waiting for another turn.
             if let Some(busy) = self.busy.as_mut().filter(|b| !b.wbuf.is_empty()) {
@@ -1007,16 +1001,10 @@ impl<T: TransportRead + TransportWrite> Connection<T> {
 
     /// Looks at everything the loop waits for, in priority order, and
     /// returns the first that is ready. Every source shares the task's one
-    /// waker: the link's signals through it, the socket, the front
-    /// acknowledgement's ticket and the keep-alive timer by being polled
-    /// here, so an idle connection holds no future per source.
-    fn poll_wake(
-        &mut self,
-        cx: &mut Context<'_>,
-        sleep: Pin<&mut tokio::time::Sleep>,
-        paused: bool,
-        acks_full: bool,
-    ) -> Poll<Wake> {
+    /// waker: the link's signals (kick, keep alive, mail) through it, the
+    /// socket and the front acknowledgement's ticket by being polled here,
+    /// so an idle connection holds no future per source.
+    fn poll_wake(&mut self, cx: &mut Context<'_>, paused: bool, acks_full: bool) -> Poll<Wake> {
         // Registered before the flags are read: a signal raised after the
         // read wakes the task again.
         self.link.register(cx.waker());
@@ -1059,9 +1047,6 @@ impl<T: TransportRead + TransportWrite> Connection<T> {
                 return Poll::Ready(Wake::Mail);
             }
         }
-        if self.keep_alive > 0 && !paused && sleep.poll(cx).is_ready() {
-            return Poll::Ready(Wake::KeepAlive);
-        }
         Poll::Pending
     }
 
@@ -1084,10 +1069,15 @@ impl<T: TransportRead + TransportWrite> Connection<T> {
         read
     }
 
-    /// How long the client may stay silent: 1.5 × keep alive
-    /// [MQTT-3.1.2-24]; `None` without keep alive.
-    fn keep_alive_period(&self) -> Option<Duration> {
-        (self.keep_alive > 0).then(|| Duration::from_millis(u64::from(self.keep_alive) * 1500))
+    /// The client was heard from (or its silence starts counting again):
+    /// it may now stay silent for 1.5 × its keep alive [MQTT-3.1.2-24],
+    /// which the broker's keep-alive sweep enforces.
+    fn hear_client(&self) {
+        if self.keep_alive > 0 {
+            let period = u64::from(self.keep_alive) * 1500;
+            self.link
+                .set_keep_alive_deadline(self.broker.keep_alive_clock_ms() + period);
+        }
     }
 
     /// The busy part of the state, allocated when first needed.
@@ -1475,6 +1465,9 @@ impl<T: TransportRead + TransportWrite> Connection<T> {
             busy.paused.extend(routed.congested);
             // Started again over the whole list.
             busy.drain_wait = None;
+            // The client is not read while paused: its silence does not
+            // count until the wait is over.
+            self.link.set_keep_alive_deadline(NO_DEADLINE);
         }
         let mut ticket = routed.ticket;
         if p.qos == QoS::ExactlyOnce {

@@ -148,10 +148,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     runtime.block_on(async {
         let server = Server::bind(config).await?;
         reload_on_sighup(server.reloader());
-        // On a worker, not on this thread: accepting where the connection
-        // tasks run saves a cross-thread wake-up (futex, context switch)
-        // per accepted connection.
-        tokio::spawn(server.run(shutdown_signal())).await?;
+        server.run(shutdown_signal()).await;
         Ok(())
     })
 }

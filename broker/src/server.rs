@@ -219,6 +219,7 @@ impl Server {
                 },
             ));
         }
+        background.spawn(keep_alive_sweep(Arc::clone(&broker)));
         if broker.config.admin.sys_interval_secs > 0 {
             let every = Duration::from_secs(broker.config.admin.sys_interval_secs);
             background.spawn(crate::sys::run(Arc::clone(&broker), every));
@@ -317,6 +318,26 @@ impl Server {
         .await;
         background.abort_all();
         info!("stopped");
+    }
+}
+
+/// How often the broker looks for clients silent past their keep alive:
+/// a connection is closed at most this long after its deadline.
+const KEEP_ALIVE_SWEEP: Duration = Duration::from_millis(250);
+
+/// Closes connections whose clients have been silent for 1.5 × their keep
+/// alive [MQTT-3.1.2-24], every [`KEEP_ALIVE_SWEEP`], until shutdown. One
+/// sweep over the sessions replaces a timer per connection (112 bytes of
+/// every connection's task, and a timer-wheel update on every read).
+async fn keep_alive_sweep(broker: Arc<Broker>) {
+    let mut shutdown = broker.shutdown.subscribe();
+    let mut tick = tokio::time::interval(KEEP_ALIVE_SWEEP);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => broker.sweep_keep_alives(),
+            _ = shutdown.changed() => return,
+        }
     }
 }
 

@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::Waker;
 use std::time::Instant;
@@ -134,7 +134,12 @@ pub enum Kick {
     Takeover = 1,
     SlowConsumer = 2,
     Shutdown = 3,
+    /// Nothing heard from the client for 1.5 × its keep alive.
+    KeepAlive = 4,
 }
+
+/// A keep-alive deadline that never passes.
+pub const NO_DEADLINE: u64 = u64::MAX;
 
 /// A live connection as the rest of the broker sees it: its mailbox, its
 /// signals (kick, mail, finished) and its backpressure counters, in one
@@ -159,6 +164,11 @@ pub struct ConnLink {
     /// Set once the connection has finished closing, so a takeover can
     /// wait for the old connection's state to settle.
     finished: AtomicBool,
+    /// When the client must have been heard from again, in ms of the
+    /// broker's keep-alive clock ([`NO_DEADLINE`]: no keep alive, or not
+    /// counting while the connection is paused); checked by the broker's
+    /// keep-alive sweep, so an idle connection keeps no timer.
+    keep_alive_deadline: AtomicU64,
     /// Bytes handed to the connection and not yet written or dropped.
     pub queued_bytes: AtomicUsize,
     /// Above this many queued bytes with a backlog, the connection is a
@@ -184,6 +194,7 @@ impl ConnLink {
             closed: AtomicBool::new(false),
             kick: AtomicU8::new(Kick::None as u8),
             finished: AtomicBool::new(false),
+            keep_alive_deadline: AtomicU64::new(NO_DEADLINE),
             queued_bytes: AtomicUsize::new(0),
             max_bytes: limits.max_outbound_bytes,
             high_water: limits.high_water(),
@@ -246,7 +257,20 @@ impl ConnLink {
             1 => Kick::Takeover,
             2 => Kick::SlowConsumer,
             3 => Kick::Shutdown,
+            4 => Kick::KeepAlive,
             _ => Kick::None,
+        }
+    }
+
+    /// Sets when the client must next be heard from.
+    pub fn set_keep_alive_deadline(&self, at_ms: u64) {
+        self.keep_alive_deadline.store(at_ms, Ordering::Relaxed);
+    }
+
+    /// Kicks the connection if its keep-alive deadline is before `now_ms`.
+    pub fn check_keep_alive(&self, now_ms: u64) {
+        if self.keep_alive_deadline.load(Ordering::Relaxed) < now_ms {
+            self.kick(Kick::KeepAlive);
         }
     }
 
