@@ -75,10 +75,15 @@ ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# Below the kernel's ephemeral range (32768-60999 by default): a port the
+# generator's earlier client sockets used can still be in TIME_WAIT, and
+# Mosquitto then fails to bind it (this made it "exit at start" in a round).
 free_port() {
   local p
+  local low=10000 high
+  high=$(awk '{print $1 - 1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32767)
   for _ in $(seq 1 100); do
-    p=$((20000 + RANDOM % 40000))
+    p=$((low + RANDOM % (high - low)))
     if ! port_in_use "$p"; then
       echo "$p"
       return
