@@ -212,12 +212,7 @@ async fn run_sub(
                     got.insert(String::from_utf8_lossy(&p.payload).into_owned());
                 }
             }
-            client.disconnect().await.expect("disconnect");
-            while let Ok(Ok(e)) = tokio::time::timeout(Duration::from_secs(2), ev.poll()).await {
-                if matches!(e, E5::Outgoing(Outgoing::Disconnect)) {
-                    break;
-                }
-            }
+            v5_disconnect(&client, &mut ev).await;
             (got, present)
         }
     }
@@ -542,13 +537,19 @@ async fn v5_visit(
             Err(_) => assert!(start.elapsed() < DEADLINE, "{id}: no SUBACK"),
         }
     }
+    v5_disconnect(&client, &mut ev).await;
+    (present, got)
+}
+
+/// Disconnects a 5.0 client normally and polls its event loop until the
+/// DISCONNECT has gone out (at most 2 s between events).
+async fn v5_disconnect(client: &rumqttc::v5::AsyncClient, ev: &mut rumqttc::v5::EventLoop) {
     client.disconnect().await.expect("disconnect");
     while let Ok(Ok(e)) = tokio::time::timeout(Duration::from_secs(2), ev.poll()).await {
-        if matches!(e, E5::Outgoing(Outgoing::Disconnect)) {
+        if matches!(e, rumqttc::v5::Event::Outgoing(Outgoing::Disconnect)) {
             break;
         }
     }
-    (present, got)
 }
 
 /// Logs in as `user` with client id `id` and a persistent 5.0 session;
@@ -573,12 +574,7 @@ async fn v5_login(
             other => panic!("{id}/{user}: no CONNACK: {other:?}"),
         }
     };
-    client.disconnect().await.expect("disconnect");
-    while let Ok(Ok(e)) = tokio::time::timeout(Duration::from_secs(2), ev.poll()).await {
-        if matches!(e, E5::Outgoing(Outgoing::Disconnect)) {
-            break;
-        }
-    }
+    v5_disconnect(&client, &mut ev).await;
     Ok(present)
 }
 
