@@ -416,12 +416,14 @@ impl Broker {
                 message: None,
             }
         } else {
-            // Kept for long: not in the publisher's read buffer.
+            // Kept for long: not in the publisher's read buffer. The
+            // stored form shares the detached payload: one copy, not two.
             let kept = Arc::new(msg.detached());
+            let stored = stored_form(&kept, kept.payload.clone());
             self.retained.write().insert(&kept.topic.clone(), kept);
             Command::Retain {
                 topic,
-                message: Some(msg_to_stored(msg)),
+                message: Some(stored),
             }
         }
     }
@@ -532,10 +534,15 @@ pub fn now_ms() -> u64 {
 /// not keep the read buffer it was decoded from alive (see
 /// [`Msg::detached`]).
 pub(crate) fn msg_to_stored(msg: &Msg) -> herald_storage::Message {
+    stored_form(msg, Bytes::copy_from_slice(&msg.payload))
+}
+
+/// The stored form of `msg` with `payload`, which must own its buffer.
+fn stored_form(msg: &Msg, payload: Bytes) -> herald_storage::Message {
     let now = Instant::now();
     herald_storage::Message {
         topic: Bytes::copy_from_slice(msg.topic.as_bytes()),
-        payload: Bytes::copy_from_slice(&msg.payload),
+        payload,
         qos: msg.qos as u8,
         retain: msg.retain,
         properties: properties_to_blob(&msg.properties),
