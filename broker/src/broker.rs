@@ -49,6 +49,56 @@ pub struct Broker {
     pub started: Instant,
     /// Publish-to-deliver latency (a no-op handle when no recorder is installed).
     pub(crate) deliver_latency: metrics::Histogram,
+    /// Notified when the last open connection closes (shutdown waits here).
+    no_connections: tokio::sync::Notify,
+}
+
+/// One open connection, counted against `limits.max_connections` and in
+/// `herald_connections` from accept until it is dropped. A connection owns
+/// its slot (and reaches the broker through it), so counting costs no
+/// per-connection bookkeeping beyond the broker reference it needs anyway.
+pub struct ConnSlot(Arc<Broker>);
+
+impl ConnSlot {
+    /// A slot if fewer than `limits.max_connections` are open.
+    pub fn take(broker: &Arc<Broker>) -> Option<ConnSlot> {
+        let max = broker.config.limits.max_connections as u64;
+        broker
+            .stats
+            .connections_current
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()?;
+        Some(ConnSlot(Arc::clone(broker)))
+    }
+}
+
+impl std::fmt::Debug for ConnSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ConnSlot")
+    }
+}
+
+impl std::ops::Deref for ConnSlot {
+    type Target = Arc<Broker>;
+    fn deref(&self) -> &Arc<Broker> {
+        &self.0
+    }
+}
+
+impl std::ops::Drop for ConnSlot {
+    fn drop(&mut self) {
+        if self
+            .0
+            .stats
+            .connections_current
+            .fetch_sub(1, Ordering::AcqRel)
+            == 1
+        {
+            self.0.no_connections.notify_waiters();
+        }
+    }
 }
 
 /// Result of routing one message.
@@ -86,6 +136,7 @@ impl Broker {
             shutdown,
             started: Instant::now(),
             deliver_latency: metrics::histogram!(crate::metrics::DELIVER_LATENCY),
+            no_connections: tokio::sync::Notify::new(),
         });
         broker.recover();
         broker
@@ -466,6 +517,19 @@ impl Broker {
             if let Some(link) = &handle.state.lock().link {
                 link.kick(crate::session::Kick::Shutdown);
             }
+        }
+    }
+
+    /// Waits until no connection is open.
+    pub async fn connections_closed(&self) {
+        loop {
+            let closed = self.no_connections.notified();
+            tokio::pin!(closed);
+            closed.as_mut().enable();
+            if self.stats.connections_current.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            closed.await;
         }
     }
 

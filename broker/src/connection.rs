@@ -34,7 +34,7 @@ use tokio::net::TcpStream;
 use tracing::debug;
 
 use crate::acl::Acl;
-use crate::broker::{msg_from_stored, msg_to_stored, now_ms, Broker};
+use crate::broker::{msg_from_stored, msg_to_stored, now_ms, Broker, ConnSlot};
 use crate::codec::{
     self, connack_v3, reason, ConnAck, ConnAckProperties, Connect, DecodeError, Disconnect,
     DisconnectProperties, Packet, ProtocolVersion, PubResp, Publish, PublishProperties, QoS,
@@ -56,7 +56,7 @@ const MAILBOX_BATCH: usize = 256;
 /// Read buffer growth step.
 const READ_CHUNK: usize = 4096;
 /// One delivery in this many records the publish-to-deliver latency.
-const LATENCY_SAMPLE: u64 = 64;
+const LATENCY_SAMPLE: u8 = 64;
 /// How long a takeover waits for the old connection to finish closing.
 const TAKEOVER_WAIT: Duration = Duration::from_secs(10);
 /// How long the final DISCONNECT may take to write.
@@ -192,7 +192,7 @@ struct PendingAck {
 /// first runs, so the future carries it once instead of also keeping the
 /// arguments it was built from.
 pub fn serve(
-    broker: Arc<Broker>,
+    broker: ConnSlot,
     stream: TcpStream,
     origin: ClientOrigin,
 ) -> impl Future<Output = ()> + Send {
@@ -206,11 +206,7 @@ pub fn serve(
 /// transport shares this session logic. The transport is not split into
 /// halves: reads and writes are polled from the one task, so no shared
 /// allocation is needed to split it.
-pub fn serve_io<T>(
-    broker: Arc<Broker>,
-    io: T,
-    origin: ClientOrigin,
-) -> impl Future<Output = ()> + Send
+pub fn serve_io<T>(broker: ConnSlot, io: T, origin: ClientOrigin) -> impl Future<Output = ()> + Send
 where
     T: TransportRead + TransportWrite,
 {
@@ -218,31 +214,45 @@ where
     let mut conn = Connection {
         broker,
         io,
-        version: ProtocolVersion::V3_1_1,
-        client_id: Arc::from(""),
         handle: None,
         link,
-        keep_alive: 0,
-        session_expiry: 0,
-        will: None,
-        client_receive_max: u16::MAX,
-        client_max_packet: u32::MAX,
-        next_seq: 1,
-        persistent: false,
-        loaded_up_to: 0,
-        resend_up_to: 0,
-        sent_up_to: 0,
-        deliveries: 0,
         busy: None,
-        peer: origin.peer,
-        origin: Some(Box::new(origin)),
-        username: None,
-        acl: (u64::MAX, None),
+        peer: Peer::from(origin.peer),
+        extra: Some(Box::new(Extra {
+            origin: Some(origin),
+            ..Extra::default()
+        })),
+        next_seq: 1,
+        client_max_packet: u32::MAX,
+        acl_generation: u32::MAX,
+        keep_alive: 0,
+        client_receive_max: u16::MAX,
+        version: ProtocolVersion::V3_1_1,
+        persistent: false,
+        deliveries: 0,
     };
+    // One level of future for the whole life of the connection: the
+    // phases that hold more state (connect, a waiting SUBSCRIBE, the
+    // closing handshake) are boxed while they run, so the task of an idle
+    // connection is this struct and a few words.
     async move {
-        let close = conn.run().await;
-        // Boxed: the closing handshake's timers would otherwise size the
-        // future of every connection for its whole life.
+        let close = match Box::pin(conn.start()).await {
+            Err(close) => close,
+            Ok(()) => loop {
+                let wake = std::future::poll_fn(|cx| conn.poll_wake(cx)).await;
+                let waited = match conn.on_wake(wake) {
+                    Ok(None) => Ok(()),
+                    Ok(Some(packet)) => Box::pin(conn.wait_then_read(packet)).await,
+                    Err(close) => Err(close),
+                };
+                if let Err(close) = waited {
+                    break close;
+                }
+                if let Err(close) = conn.write_now() {
+                    break close;
+                }
+            },
+        };
         Box::pin(conn.finish(close)).await;
     }
 }
@@ -250,31 +260,58 @@ where
 /// One connection's state. What every connection needs is kept inline;
 /// what only a busy one needs (messages in flight, queues, pending
 /// acknowledgements, backpressure) lives in [`Busy`], allocated on first
-/// use and dropped again once it is all empty, so an idle connection is
-/// small.
+/// use and dropped again once it is all empty, and what only some
+/// connections have (a will, a login, a persistent session) lives in
+/// [`Extra`], so an idle connection is small: this struct is most of its
+/// task, which tokio rounds up to a multiple of 128 bytes.
 struct Connection<T> {
-    broker: Arc<Broker>,
+    /// The broker, through this connection's place in the connection count.
+    broker: ConnSlot,
     io: T,
-    version: ProtocolVersion,
-    client_id: Arc<str>,
-    /// The session, once CONNECT is accepted.
+    /// The session, once CONNECT is accepted (it holds the client id).
     handle: Option<Arc<SessionHandle>>,
     /// Mailbox, signals and epoch of this connection, shared with its
     /// session (the router's way in) and with paused publishers.
     link: Arc<ConnLink>,
-    /// Negotiated keep alive in seconds (0: none).
-    keep_alive: u16,
-    /// Session expiry in seconds after close (0: ends with the connection).
-    session_expiry: u32,
-    will: Option<Box<codec::Will>>,
-    /// Client's Receive Maximum: our outbound in-flight window.
-    client_receive_max: u16,
-    /// Client's Maximum Packet Size: we never send more [MQTT-3.1.2-24].
-    client_max_packet: u32,
+    /// State of a busy connection; `None` while all of it is empty.
+    busy: Option<Box<Busy>>,
+    /// What only some connections have; `None` when none of it is set.
+    extra: Option<Box<Extra>>,
+    /// The client's address.
+    peer: Peer,
     /// Next local sequence number (non-persistent sessions).
     next_seq: u64,
+    /// Client's Maximum Packet Size: we never send more [MQTT-3.1.2-24].
+    client_max_packet: u32,
+    /// The security generation (truncated) the ACL in `extra` is from; a
+    /// reload bumps it and the ACL is looked up again.
+    acl_generation: u32,
+    /// Negotiated keep alive in seconds (0: none).
+    keep_alive: u16,
+    /// Client's Receive Maximum: our outbound in-flight window.
+    client_receive_max: u16,
+    version: ProtocolVersion,
     /// The session is in the store; QoS 1/2 deliveries carry store seqs.
     persistent: bool,
+    /// Deliveries written, for sampling the latency histogram.
+    deliveries: u8,
+}
+
+/// What a connection has only when it needs it: the listener's view of the
+/// client until login, a will, a login, an ACL, a session that outlives
+/// the connection.
+#[derive(Default)]
+struct Extra {
+    /// The listener's view of the client (address, anonymous policy,
+    /// certificate username), until login has used it.
+    origin: Option<ClientOrigin>,
+    will: Option<codec::Will>,
+    /// The username the client logged in as (None: anonymous).
+    username: Option<Arc<str>>,
+    /// The ACL in force (None: everything is allowed).
+    acl: Option<Arc<Acl>>,
+    /// Session expiry in seconds after close (0: ends with the connection).
+    session_expiry: u32,
     /// Store deliveries up to this seq were loaded at resume; pushes of
     /// them are duplicates and ignored.
     loaded_up_to: u64,
@@ -284,20 +321,44 @@ struct Connection<T> {
     /// Highest stored seq this connection wrote (handed back to the
     /// session when it closes).
     sent_up_to: u64,
-    /// Deliveries written, for sampling the latency histogram.
-    deliveries: u64,
-    /// State of a busy connection; `None` while all of it is empty.
-    busy: Option<Box<Busy>>,
-    /// The client's address.
-    peer: SocketAddr,
-    /// The listener's view of the client (address, anonymous policy,
-    /// certificate username), until login has used it.
-    origin: Option<Box<ClientOrigin>>,
-    /// The username the client logged in as (None: anonymous).
-    username: Option<Arc<str>>,
-    /// The ACL as of the security generation in `.0`; refreshed when a
-    /// reload bumps the generation.
-    acl: (u64, Option<Arc<Acl>>),
+}
+
+impl Extra {
+    fn is_empty(&self) -> bool {
+        self.origin.is_none()
+            && self.will.is_none()
+            && self.username.is_none()
+            && self.acl.is_none()
+            && self.session_expiry == 0
+            && self.loaded_up_to == 0
+            && self.resend_up_to == 0
+            && self.sent_up_to == 0
+    }
+}
+
+/// A client's address in 16 bytes instead of `SocketAddr`'s 32: IPv4
+/// inline, IPv6 boxed.
+enum Peer {
+    V4(std::net::SocketAddrV4),
+    V6(Box<std::net::SocketAddrV6>),
+}
+
+impl From<SocketAddr> for Peer {
+    fn from(a: SocketAddr) -> Peer {
+        match a {
+            SocketAddr::V4(a) => Peer::V4(a),
+            SocketAddr::V6(a) => Peer::V6(Box::new(a)),
+        }
+    }
+}
+
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Peer::V4(a) => a.fmt(f),
+            Peer::V6(a) => a.fmt(f),
+        }
+    }
 }
 
 /// The part of a connection's state that is empty while it is idle.
@@ -366,6 +427,10 @@ impl std::fmt::Debug for Busy {
     }
 }
 
+/// What one turn of the connection's loop leaves: a packet to handle by
+/// waiting (`Ok(Some)`), nothing (`Ok(None)`), or the reason to close.
+type Step = Result<Option<Box<Packet>>, Close>;
+
 /// What woke the connection's loop, in the order they are looked at.
 enum Wake {
     Kicked(Kick),
@@ -387,6 +452,42 @@ impl<T> std::ops::Drop for Connection<T> {
 impl<T: TransportRead + TransportWrite> Connection<T> {
     fn v5(&self) -> bool {
         self.version.is_v5()
+    }
+
+    /// The client id ("" before the session is attached).
+    fn client_id(&self) -> &str {
+        self.handle.as_ref().map_or("", |h| &h.client_id)
+    }
+
+    /// What only some connections have, allocated when first needed.
+    fn extra(&mut self) -> &mut Extra {
+        self.extra.get_or_insert_with(Box::default)
+    }
+
+    fn username(&self) -> Option<&Arc<str>> {
+        self.extra.as_ref()?.username.as_ref()
+    }
+
+    fn session_expiry(&self) -> u32 {
+        self.extra.as_ref().map_or(0, |e| e.session_expiry)
+    }
+
+    fn set_session_expiry(&mut self, secs: u32) {
+        if secs != 0 || self.extra.is_some() {
+            self.extra().session_expiry = secs;
+        }
+    }
+
+    fn loaded_up_to(&self) -> u64 {
+        self.extra.as_ref().map_or(0, |e| e.loaded_up_to)
+    }
+
+    fn resend_up_to(&self) -> u64 {
+        self.extra.as_ref().map_or(0, |e| e.resend_up_to)
+    }
+
+    fn sent_up_to(&self) -> u64 {
+        self.extra.as_ref().map_or(0, |e| e.sent_up_to)
     }
 
     fn limits(&self) -> &crate::config::Limits {
@@ -434,22 +535,40 @@ impl<T: TransportRead + TransportWrite> Connection<T> {
         }
     }
 
-    async fn run(&mut self) -> Close {
+    /// From accept to a connection ready for its main loop: the CONNECT
+    /// within `connect_timeout_secs` (or until shutdown begins), the
+    /// session, CONNACK.
+    async fn start(&mut self) -> Result<(), Close> {
         let timeout = Duration::from_secs(self.limits().connect_timeout_secs);
-        // Boxed, like the CONNECT handling below: the connect phase's state
-        // (a timer among it) is not kept in the connection's future.
-        let connect = match Box::pin(tokio::time::timeout(timeout, self.read_connect())).await {
-            Ok(Ok(c)) => c,
-            Ok(Err(close)) => return close,
-            Err(_) => {
-                Stats::inc(&self.broker.stats.connect_timeouts);
-                return Close::ConnectTimeout;
-            }
+        let mut shutdown = self.broker.shutdown.subscribe();
+        let connect = tokio::select! {
+            read = tokio::time::timeout(timeout, self.read_connect()) => match read {
+                Ok(read) => read?,
+                Err(_) => {
+                    Stats::inc(&self.broker.stats.connect_timeouts);
+                    return Err(Close::ConnectTimeout);
+                }
+            },
+            _ = shutdown.wait_for(|s| *s) => return Err(Close::Shutdown),
         };
-        if let Err(close) = Box::pin(self.on_connect(connect)).await {
-            return close;
+        self.on_connect(connect).await?;
+        // What is left of the login (the listener's view of the client)
+        // is no longer needed: a connection with nothing else extra keeps
+        // no allocation for it.
+        if let Some(extra) = &mut self.extra {
+            extra.origin = None;
+            if extra.is_empty() {
+                self.extra = None;
+            }
         }
-        self.main_loop().await
+        // A shutdown that began before this connection was linked to its
+        // session did not kick it: it sees the flag here (the link was
+        // made under the registry lock that shutdown takes to kick).
+        if *self.broker.shutdown.borrow() {
+            return Err(Close::Shutdown);
+        }
+        self.hear_client();
+        Ok(())
     }
 
     /// Reads the first packet, which must be CONNECT [MQTT-3.1.0-1].
@@ -545,14 +664,13 @@ impl<T: TransportRead + TransportWrite> Connection<T> {
         } else {
             Arc::from(&*c.client_id)
         };
-        self.client_id = Arc::clone(&client_id);
         // The will topic must be a valid topic name [MQTT-3.1.3-11].
         if let Some(w) = &c.will {
             if topic::validate_topic_name(&w.topic, &self.broker.topic_limits()).is_err() {
                 return Err(self.refuse(reason::TOPIC_NAME_INVALID, connack_v3::NOT_AUTHORIZED));
             }
         }
-        self.login(&c).await?;
+        self.login(&c, &client_id).await?;
         if self.v5() {
             let p = &c.properties;
             self.client_receive_max = p.receive_maximum.unwrap_or(u16::MAX);
@@ -568,7 +686,7 @@ impl<T: TransportRead + TransportWrite> Connection<T> {
             _ if c.clean_start => (0, false),
             _ => (max_expiry, false),
         };
-        self.session_expiry = session_expiry;
+        self.set_session_expiry(session_expiry);
         let mut server_keep_alive = None;
         self.keep_alive = c.keep_alive;
         let cap = cfg.mqtt.keep_alive_max_secs;
@@ -576,13 +694,18 @@ impl<T: TransportRead + TransportWrite> Connection<T> {
             self.keep_alive = cap;
             server_keep_alive = Some(cap);
         }
-        self.will = c.will.clone().map(Box::new);
+        if c.will.is_some() {
+            self.extra().will.clone_from(&c.will);
+        }
 
         let (handle, resumed) = self.attach(&client_id, c.clean_start).await?;
         if resumed.is_some() {
             let sent = handle.state.lock().sent_up_to;
-            self.resend_up_to = sent;
-            self.sent_up_to = sent;
+            if sent > 0 {
+                let extra = self.extra();
+                extra.resend_up_to = sent;
+                extra.sent_up_to = sent;
+            }
         }
         let mut session_present = false;
         if session_expiry > 0 || resumed.is_some() {
@@ -592,8 +715,12 @@ impl<T: TransportRead + TransportWrite> Connection<T> {
                 clean_start: c.clean_start,
                 protocol_level: c.protocol.level(),
                 expiry_secs: session_expiry,
-                will: self.will.as_deref().map(stored_will),
-                username: self.username.as_deref().map(str::to_owned),
+                will: self
+                    .extra
+                    .as_ref()
+                    .and_then(|e| e.will.as_ref())
+                    .map(stored_will),
+                username: self.username().map(|u| u.to_string()),
                 now_ms: now_ms(),
             });
             if ticket.wait().await.is_err() {
@@ -650,8 +777,8 @@ impl<T: TransportRead + TransportWrite> Connection<T> {
     }
 
     /// Authenticates the client and checks its will against the ACL.
-    async fn login(&mut self, c: &Connect) -> Result<(), Close> {
-        let Some(origin) = self.origin.take() else {
+    async fn login(&mut self, c: &Connect, client_id: &str) -> Result<(), Close> {
+        let Some(origin) = self.extra.as_mut().and_then(|e| e.origin.take()) else {
             // CONNECT is handled once: a second one never gets here.
             return Err(self.protocol_error(reason::PROTOCOL_ERROR));
         };
@@ -687,9 +814,11 @@ impl<T: TransportRead + TransportWrite> Connection<T> {
                 return Err(self.refuse(v5, v3));
             }
         };
-        self.username = user;
+        if user.is_some() {
+            self.extra().username = user;
+        }
         if let Some(w) = &c.will {
-            if !self.acl_allows(&w.topic, true) {
+            if !self.acl_allows_as(client_id, &w.topic, true) {
                 Stats::inc(&self.broker.stats.acl_denied_publish);
                 return Err(self.refuse(reason::NOT_AUTHORIZED, connack_v3::NOT_AUTHORIZED));
             }
@@ -699,30 +828,41 @@ impl<T: TransportRead + TransportWrite> Connection<T> {
 
     /// The current ACL (None: everything is allowed).
     fn current_acl(&mut self) -> Option<&Acl> {
-        let generation = self.broker.security.generation();
-        if self.acl.0 != generation {
-            self.acl = (generation, self.broker.security.acl());
+        let generation = self.broker.security.generation() as u32;
+        if self.acl_generation != generation {
+            self.acl_generation = generation;
+            let acl = self.broker.security.acl();
+            if acl.is_some() || self.extra.is_some() {
+                self.extra().acl = acl;
+            }
         }
-        self.acl.1.as_deref()
+        self.extra.as_ref()?.acl.as_deref()
     }
 
     /// Whether the ACL lets this client write (or read) `topic`.
     fn acl_allows(&mut self, topic: &str, write: bool) -> bool {
-        let user = self.username.clone();
-        let client_id = Arc::clone(&self.client_id);
+        let client_id = self.handle.as_ref().map(|h| Arc::clone(&h.client_id));
+        self.acl_allows_as(client_id.as_deref().unwrap_or(""), topic, write)
+    }
+
+    /// Whether the ACL lets client `client_id` write (or read) `topic`.
+    fn acl_allows_as(&mut self, client_id: &str, topic: &str, write: bool) -> bool {
+        let user = self.username().cloned();
         match self.current_acl() {
             None => true,
-            Some(acl) => acl.check(user.as_deref(), &client_id, topic, write),
+            Some(acl) => acl.check(user.as_deref(), client_id, topic, write),
         }
     }
 
     /// Whether the ACL lets this client subscribe to `filter`.
     fn acl_allows_subscribe(&mut self, filter: &str) -> bool {
-        let user = self.username.clone();
-        let client_id = Arc::clone(&self.client_id);
+        let user = self.username().cloned();
+        let client_id = self.handle.as_ref().map(|h| Arc::clone(&h.client_id));
         match self.current_acl() {
             None => true,
-            Some(acl) => acl.check_subscribe(user.as_deref(), &client_id, filter),
+            Some(acl) => {
+                acl.check_subscribe(user.as_deref(), client_id.as_deref().unwrap_or(""), filter)
+            }
         }
     }
 
@@ -748,7 +888,7 @@ impl<T: TransportRead + TransportWrite> Connection<T> {
                 match registry.get(client_id) {
                     Some(h) => {
                         let mut st = h.state.lock();
-                        if bound && st.owner != self.username {
+                        if bound && st.owner.as_ref() != self.username() {
                             drop(st);
                             drop(registry);
                             Stats::inc(&self.broker.stats.logins_failed_not_authorized);
@@ -770,7 +910,7 @@ impl<T: TransportRead + TransportWrite> Connection<T> {
                         } else {
                             st.link = Some(Arc::clone(&self.link));
                             st.epoch = epoch;
-                            st.owner.clone_from(&self.username);
+                            st.owner = self.username().cloned();
                             return Ok((Arc::clone(h), Some(())));
                         }
                     }
@@ -780,7 +920,7 @@ impl<T: TransportRead + TransportWrite> Connection<T> {
                             let mut st = h.state.lock();
                             st.link = Some(Arc::clone(&self.link));
                             st.epoch = epoch;
-                            st.owner.clone_from(&self.username);
+                            st.owner = self.username().cloned();
                         }
                         registry.insert(Arc::clone(client_id), Arc::clone(&h));
                         return Ok((h, None));
@@ -814,7 +954,10 @@ impl<T: TransportRead + TransportWrite> Connection<T> {
 
     /// Restores in-flight and queued messages of a resumed session.
     fn load_session(&mut self, s: &SessionRecord) {
-        self.loaded_up_to = s.next_seq.saturating_sub(1);
+        let loaded = s.next_seq.saturating_sub(1);
+        if loaded > 0 {
+            self.extra().loaded_up_to = loaded;
+        }
         if !s.inbound_qos2.is_empty() {
             self.busy().inbound_qos2 = s.inbound_qos2.iter().copied().collect();
         }
@@ -822,7 +965,7 @@ impl<T: TransportRead + TransportWrite> Connection<T> {
         for entry in s.queue.values() {
             if entry.message.is_expired(now) {
                 let _ = self.broker.store.submit_one(Command::Ack {
-                    client_id: self.client_id.to_string(),
+                    client_id: self.client_id().to_string(),
                     seq: entry.seq,
                 });
                 self.broker.stats.dropped(Drop::Expired);
@@ -882,121 +1025,109 @@ impl<T: TransportRead + TransportWrite> Connection<T> {
         }
     }
 
-    async fn main_loop(&mut self) -> Close {
-        // A shutdown that began before this connection was linked to its
-        // session did not kick it: it sees the flag here (the link was
-        // made under the registry lock that shutdown takes to kick).
-        if *self.broker.shutdown.borrow() {
-            return Close::Shutdown;
-        }
-        self.hear_client();
-        // At most this many acknowledgements wait for the store; past it the
-        // client is not read (3.x has no Receive Maximum to enforce this).
-        loop {
-            // No buffer is held while a connection is idle: an empty one is
-            // given back (a busy connection reallocates per burst, not per
-            // packet, since reads and writes are batched).
-            if let Some(busy) = &mut self.busy {
-                if busy.is_empty() {
-                    self.busy = None;
-                } else {
-                    if busy.wbuf.is_empty() && busy.wbuf.capacity() > 0 {
-                        busy.wbuf = BytesMut::new();
-                    }
-                    if busy.rbuf.is_empty() && busy.rbuf.capacity() > 0 {
-                        busy.rbuf = BytesMut::new();
-                    }
+    /// Handles what woke the connection. `Ok(Some(packet))`: a packet that
+    /// waits (for the store) must be handled by [`Self::waiting_work`]
+    /// before the rest of the input.
+    fn on_wake(&mut self, wake: Wake) -> Step {
+        let (paused, acks_full) = self.read_blocked();
+        match wake {
+            Wake::Kicked(why) => Err(match why {
+                Kick::Takeover => Close::Takeover,
+                Kick::SlowConsumer => Close::SlowConsumer,
+                Kick::KeepAlive => {
+                    Stats::inc(&self.broker.stats.keep_alive_timeouts);
+                    Close::KeepAliveTimeout
                 }
+                Kick::Shutdown | Kick::None => Close::Shutdown,
+            }),
+            Wake::Wrote(Ok(n)) => {
+                let _ = self.busy().wbuf.split_to(n);
+                Ok(None)
             }
-            let paused = self.is_paused();
-            let acks_full = self.acks_len() >= usize::from(self.limits().max_inflight_messages);
-            let wake = std::future::poll_fn(|cx| self.poll_wake(cx, paused, acks_full)).await;
-            match wake {
-                Wake::Kicked(why) => {
-                    return match why {
-                        Kick::Takeover => Close::Takeover,
-                        Kick::SlowConsumer => Close::SlowConsumer,
-                        Kick::KeepAlive => {
-                            Stats::inc(&self.broker.stats.keep_alive_timeouts);
-                            Close::KeepAliveTimeout
-                        }
-                        Kick::Shutdown | Kick::None => Close::Shutdown,
+            Wake::Wrote(Err(_)) | Wake::Read(Err(_)) => Err(Close::Io),
+            // Acknowledgements whose durable effects are synced go out
+            // before more input is taken.
+            Wake::Durable(durable) => {
+                self.settle_ready(durable)?;
+                if !paused && acks_full {
+                    return self.input_until_wait();
+                }
+                Ok(None)
+            }
+            Wake::Read(Ok(0)) => Err(Close::PeerClosed),
+            Wake::Read(Ok(_)) => {
+                self.hear_client();
+                self.input_until_wait()
+            }
+            // Backpressure: this publisher waited for the connections
+            // its QoS 1/2 messages congested; one that stayed congested
+            // past `slow_consumer_timeout_secs` is disconnected as a
+            // slow consumer.
+            Wake::Drained(stuck) => {
+                let busy = self.busy();
+                if let Err(i) = stuck {
+                    busy.paused[i].kick();
+                }
+                busy.paused.clear();
+                busy.paused_since = None;
+                // The client was not read meanwhile: its keep alive
+                // counts from now.
+                self.hear_client();
+                self.input_until_wait()
+            }
+            Wake::Mail => {
+                // Worked on outside `busy`, so that QoS 0 traffic does
+                // not make the connection allocate its busy state.
+                let mut inbox = self
+                    .busy
+                    .as_mut()
+                    .map(|b| std::mem::take(&mut b.inbox))
+                    .unwrap_or_default();
+                self.link.take_all(&mut inbox);
+                for _ in 0..MAILBOX_BATCH {
+                    let Some(d) = inbox.pop_front() else {
+                        break;
                     };
+                    self.on_delivery(d);
                 }
-                Wake::Wrote(Ok(n)) => {
-                    let _ = self.busy().wbuf.split_to(n);
+                // What is left of the inbox is taken next turn, after
+                // the socket had its go.
+                if !inbox.is_empty() {
+                    self.busy().inbox = inbox;
                 }
-                Wake::Wrote(Err(_)) | Wake::Read(Err(_)) => return Close::Io,
-                // Acknowledgements whose durable effects are synced go out
-                // before more input is taken.
-                Wake::Durable(durable) => {
-                    if let Err(close) = self.settle_ready(durable) {
-                        return close;
-                    }
-                    if !paused && acks_full {
-                        if let Err(close) = self.process_input().await {
-                            return close;
-                        }
-                    }
-                }
-                Wake::Read(Ok(0)) => return Close::PeerClosed,
-                Wake::Read(Ok(_)) => {
-                    self.hear_client();
-                    if let Err(close) = self.process_input().await {
-                        return close;
-                    }
-                }
-                // Backpressure: this publisher waited for the connections
-                // its QoS 1/2 messages congested; one that stayed congested
-                // past `slow_consumer_timeout_secs` is disconnected as a
-                // slow consumer.
-                Wake::Drained(stuck) => {
-                    let busy = self.busy();
-                    if let Err(i) = stuck {
-                        busy.paused[i].kick();
-                    }
-                    busy.paused.clear();
-                    busy.paused_since = None;
-                    // The client was not read meanwhile: its keep alive
-                    // counts from now.
-                    self.hear_client();
-                    if let Err(close) = self.process_input().await {
-                        return close;
-                    }
-                }
-                Wake::Mail => {
-                    // Worked on outside `busy`, so that QoS 0 traffic does
-                    // not make the connection allocate its busy state.
-                    let mut inbox = self
-                        .busy
-                        .as_mut()
-                        .map(|b| std::mem::take(&mut b.inbox))
-                        .unwrap_or_default();
-                    self.link.take_all(&mut inbox);
-                    for _ in 0..MAILBOX_BATCH {
-                        let Some(d) = inbox.pop_front() else {
-                            break;
-                        };
-                        self.on_delivery(d);
-                    }
-                    // What is left of the inbox is taken next turn, after
-                    // the socket had its go.
-                    if !inbox.is_empty() {
-                        self.busy().inbox = inbox;
-                    }
-                }
-            }
-            // Write what is ready now, without waiting for another turn.
-            if let Some(busy) = self.busy.as_mut().filter(|b| !b.wbuf.is_empty()) {
-                match self.io.try_write_now(&busy.wbuf) {
-                    Ok(n) => {
-                        let _ = busy.wbuf.split_to(n);
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                    Err(_) => return Close::Io,
-                }
+                Ok(None)
             }
         }
+    }
+
+    /// Writes what is ready now, without waiting for another turn, then
+    /// gives back what an idle connection does not need: no buffer is held
+    /// while a connection is idle (a busy connection reallocates per burst,
+    /// not per packet, since reads and writes are batched).
+    fn write_now(&mut self) -> Result<(), Close> {
+        let Some(busy) = self.busy.as_mut() else {
+            return Ok(());
+        };
+        if !busy.wbuf.is_empty() {
+            match self.io.try_write_now(&busy.wbuf) {
+                Ok(n) => {
+                    let _ = busy.wbuf.split_to(n);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => return Err(Close::Io),
+            }
+        }
+        if busy.is_empty() {
+            self.busy = None;
+        } else {
+            if busy.wbuf.is_empty() && busy.wbuf.capacity() > 0 {
+                busy.wbuf = BytesMut::new();
+            }
+            if busy.rbuf.is_empty() && busy.rbuf.capacity() > 0 {
+                busy.rbuf = BytesMut::new();
+            }
+        }
+        Ok(())
     }
 
     /// Looks at everything the loop waits for, in priority order, and
@@ -1004,7 +1135,8 @@ impl<T: TransportRead + TransportWrite> Connection<T> {
     /// waker: the link's signals (kick, keep alive, mail) through it, the
     /// socket and the front acknowledgement's ticket by being polled here,
     /// so an idle connection holds no future per source.
-    fn poll_wake(&mut self, cx: &mut Context<'_>, paused: bool, acks_full: bool) -> Poll<Wake> {
+    fn poll_wake(&mut self, cx: &mut Context<'_>) -> Poll<Wake> {
+        let (paused, acks_full) = self.read_blocked();
         // Registered before the flags are read: a signal raised after the
         // read wakes the task again.
         self.link.register(cx.waker());
@@ -1085,6 +1217,15 @@ impl<T: TransportRead + TransportWrite> Connection<T> {
         self.busy.get_or_insert_with(Box::default)
     }
 
+    /// Why the client is not read now: paused for congested subscribers
+    /// (backpressure), or as many acknowledgements waiting for the store
+    /// as `max_inflight_messages` (3.x has no Receive Maximum to enforce
+    /// this).
+    fn read_blocked(&self) -> (bool, bool) {
+        let acks_full = self.acks_len() >= usize::from(self.limits().max_inflight_messages);
+        (self.is_paused(), acks_full)
+    }
+
     fn is_paused(&self) -> bool {
         self.busy.as_ref().is_some_and(|b| !b.paused.is_empty())
     }
@@ -1099,11 +1240,16 @@ impl<T: TransportRead + TransportWrite> Connection<T> {
 
     /// Decodes and handles the packets already read, until the buffer has
     /// no complete packet or a publish paused this connection.
-    async fn process_input(&mut self) -> Result<(), Close> {
-        while let Some(packet) = self.input_until_wait()? {
+    /// Handles a packet that waits (for the store), then the rest of the
+    /// input, and so on until none is complete or the connection is paused.
+    async fn wait_then_read(&mut self, mut packet: Box<Packet>) -> Result<(), Close> {
+        loop {
             self.waiting_work(*packet).await?;
+            match self.input_until_wait()? {
+                Some(next) => packet = next,
+                None => return Ok(()),
+            }
         }
-        Ok(())
     }
 
     /// Handles buffered packets until none is complete, the connection is
@@ -1138,7 +1284,7 @@ impl<T: TransportRead + TransportWrite> Connection<T> {
     /// A delivery from the router.
     fn on_delivery(&mut self, d: Delivery) {
         if let Some(seq) = d.seq {
-            if seq <= self.loaded_up_to {
+            if seq <= self.loaded_up_to() {
                 self.release(d.msg.size());
                 return;
             }
@@ -1153,7 +1299,9 @@ impl<T: TransportRead + TransportWrite> Connection<T> {
     /// or dropped; QoS 1/2 ones are never dropped for want of room: the
     /// bound is kept by pausing their publishers (backpressure).
     fn deliver(&mut self, d: Delivery) {
-        if self.acl.1.is_some() || self.acl.0 != self.broker.security.generation() {
+        if self.extra.as_ref().is_some_and(|e| e.acl.is_some())
+            || self.acl_generation != self.broker.security.generation() as u32
+        {
             let topic = d.msg.topic.clone();
             if !self.acl_allows(&topic, false) {
                 Stats::inc(&self.broker.stats.acl_denied_deliver);
@@ -1215,14 +1363,15 @@ impl<T: TransportRead + TransportWrite> Connection<T> {
             }
             let stored = d.seq.is_some();
             // Resent with DUP=1 when a previous connection may have sent it.
-            let dup = stored && seq <= self.resend_up_to;
+            let dup = stored && seq <= self.resend_up_to();
             let sent = self.write_publish(&d, Some(pid), dup);
             if !sent {
                 self.complete_stored(d.seq);
                 continue;
             }
             if stored {
-                self.sent_up_to = self.sent_up_to.max(seq);
+                let extra = self.extra();
+                extra.sent_up_to = extra.sent_up_to.max(seq);
             }
             Stats::inc(&self.broker.stats.inflight);
             let busy = self.busy();
@@ -1243,7 +1392,7 @@ impl<T: TransportRead + TransportWrite> Connection<T> {
     fn complete_stored(&mut self, seq: Option<u64>) {
         if let (true, Some(seq)) = (self.persistent, seq) {
             let _ = self.broker.store.submit_one(Command::Ack {
-                client_id: self.client_id.to_string(),
+                client_id: self.client_id().to_string(),
                 seq,
             });
         }
@@ -1476,7 +1625,7 @@ impl<T: TransportRead + TransportWrite> Connection<T> {
                 // Applied after the publish by the same ordered writer: its
                 // ticket completes after the publish's, and fails with it.
                 let (_, t) = self.broker.store.submit_one(Command::InboundQos2 {
-                    client_id: self.client_id.to_string(),
+                    client_id: self.client_id().to_string(),
                     packet_id,
                     received: true,
                 });
@@ -1578,7 +1727,7 @@ impl<T: TransportRead + TransportWrite> Connection<T> {
             .is_some_and(|b| b.inbound_qos2.remove(&r.packet_id));
         let ticket = if existed && self.persistent {
             let (_, t) = self.broker.store.submit_one(Command::InboundQos2 {
-                client_id: self.client_id.to_string(),
+                client_id: self.client_id().to_string(),
                 packet_id: r.packet_id,
                 received: false,
             });
@@ -1624,7 +1773,7 @@ impl<T: TransportRead + TransportWrite> Connection<T> {
         }
         if self.persistent {
             let _ = self.broker.store.submit_one(Command::PubRec {
-                client_id: self.client_id.to_string(),
+                client_id: self.client_id().to_string(),
                 seq,
             });
         }
@@ -1717,7 +1866,7 @@ impl<T: TransportRead + TransportWrite> Connection<T> {
             self.broker.index_insert(filter, &handle, opts.clone());
             if self.persistent {
                 commands.push(Command::Subscribe {
-                    client_id: self.client_id.to_string(),
+                    client_id: self.client_id().to_string(),
                     filter: filter.to_owned(),
                     subscription: Subscription {
                         options: opts.to_byte(),
@@ -1770,7 +1919,7 @@ impl<T: TransportRead + TransportWrite> Connection<T> {
             let (outcome, _) = self.broker.store.submit_one(Command::Publish {
                 message: msg_to_stored(&d.msg),
                 targets: vec![herald_storage::Target {
-                    client_id: self.client_id.to_string(),
+                    client_id: self.client_id().to_string(),
                     qos: d.qos as u8,
                     retain: d.retain,
                     subscription_ids: d.subscription_ids.clone(),
@@ -1800,7 +1949,7 @@ impl<T: TransportRead + TransportWrite> Connection<T> {
                 self.broker.index_remove(f, &handle);
                 if self.persistent {
                     commands.push(Command::Unsubscribe {
-                        client_id: self.client_id.to_string(),
+                        client_id: self.client_id().to_string(),
                         filter: f.to_string(),
                     });
                 }
@@ -1825,10 +1974,11 @@ impl<T: TransportRead + TransportWrite> Connection<T> {
         if let Some(expiry) = d.properties.session_expiry_interval {
             // A session that was to end with the connection may not be
             // made persistent at DISCONNECT [MQTT-3.14.2-2].
-            if self.session_expiry == 0 && expiry != 0 {
+            if self.session_expiry() == 0 && expiry != 0 {
                 return Err(self.protocol_error(reason::PROTOCOL_ERROR));
             }
-            self.session_expiry = expiry.min(self.broker.config.mqtt.session_expiry_max_secs);
+            let max = self.broker.config.mqtt.session_expiry_max_secs;
+            self.set_session_expiry(expiry.min(max));
         }
         Err(Close::ClientDisconnect {
             will: d.reason == reason::DISCONNECT_WITH_WILL,
@@ -1837,7 +1987,7 @@ impl<T: TransportRead + TransportWrite> Connection<T> {
 
     /// Closes the connection and settles the session.
     async fn finish(&mut self, close: Close) {
-        debug!(client_id = %self.client_id, peer = %self.peer, reason = close.as_str(), "closed");
+        debug!(client_id = %self.client_id(), peer = %self.peer, reason = close.as_str(), "closed");
         if close == Close::SlowConsumer {
             Stats::inc(&self.broker.stats.slow_consumers);
         }
@@ -1878,7 +2028,7 @@ impl<T: TransportRead + TransportWrite> Connection<T> {
             if st.link.as_ref().is_some_and(|l| l.epoch == self.link.epoch) {
                 st.link = None;
             }
-            st.sent_up_to = st.sent_up_to.max(self.sent_up_to);
+            st.sent_up_to = st.sent_up_to.max(self.sent_up_to());
         }
         // Nothing more will be taken from this connection: release the
         // publishers that wait for it to drain.
@@ -1887,12 +2037,13 @@ impl<T: TransportRead + TransportWrite> Connection<T> {
             busy.inbox.clear();
         }
         let will = if close.publishes_will() {
-            self.will.take()
+            self.extra.as_mut().and_then(|e| e.will.take())
         } else {
             None
         };
         let broker = Arc::clone(&self.broker);
-        if self.session_expiry == 0 {
+        let session_expiry = self.session_expiry();
+        if session_expiry == 0 {
             // The session ends with the connection [MQTT-3.1.2-6]; its will
             // goes now.
             broker.end_session(&handle);
@@ -1905,7 +2056,7 @@ impl<T: TransportRead + TransportWrite> Connection<T> {
             w.properties
                 .will_delay_interval
                 .unwrap_or(0)
-                .min(self.session_expiry)
+                .min(session_expiry)
         });
         let delayed_will = match (will, delay) {
             (Some(w), Some(0)) => {
@@ -1915,16 +2066,16 @@ impl<T: TransportRead + TransportWrite> Connection<T> {
             (w, _) => w,
         };
         let _ = broker.store.submit_one(Command::Close {
-            client_id: self.client_id.to_string(),
+            client_id: handle.client_id.to_string(),
             epoch: self.link.epoch,
-            expiry_secs: self.session_expiry,
-            will: delayed_will.as_deref().map(stored_will),
+            expiry_secs: session_expiry,
+            will: delayed_will.as_ref().map(stored_will),
             now_ms: now_ms(),
         });
         if let (Some(w), Some(secs)) = (delayed_will, delay) {
-            schedule_will(&broker, Arc::clone(&handle), self.link.epoch, *w, secs);
+            schedule_will(&broker, Arc::clone(&handle), self.link.epoch, w, secs);
         }
-        broker.schedule_expiry(handle, self.link.epoch, self.session_expiry);
+        broker.schedule_expiry(handle, self.link.epoch, session_expiry);
     }
 }
 
@@ -2002,4 +2153,23 @@ fn schedule_will(
             });
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    /// Size of what `f` returns, without calling it.
+    fn returned_size<A, B, C, R, F: Fn(A, B, C) -> R>(_: &F) -> usize {
+        std::mem::size_of::<R>()
+    }
+
+    /// tokio allocates a task as a 128-byte aligned cell of 96 bytes of
+    /// its own plus the future (and an 8-byte tag): a connection future of
+    /// up to 152 bytes makes a 256-byte task, one byte more a 384-byte one,
+    /// which every idle connection would pay. Grow `Connection` only with
+    /// this in mind (rarely needed state goes to `Extra` or `Busy`).
+    #[test]
+    fn idle_connection_task_fits_256_bytes() {
+        let size = returned_size(&super::serve);
+        assert!(size <= 152, "connection future is {size} bytes");
+    }
 }

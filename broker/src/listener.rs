@@ -35,7 +35,7 @@ use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tracing::debug;
 
-use crate::broker::Broker;
+use crate::broker::ConnSlot;
 use crate::config::{AuthConfig, ListenerConfig};
 use crate::security::{ClientOrigin, Security};
 use crate::stats::Stats;
@@ -147,12 +147,7 @@ enum Io {
 }
 
 /// Runs the handshakes of one accepted connection, then the connection.
-pub async fn serve(
-    ctx: Arc<ListenerCtx>,
-    broker: Arc<Broker>,
-    stream: TcpStream,
-    peer: SocketAddr,
-) {
+pub async fn serve(ctx: Arc<ListenerCtx>, broker: ConnSlot, stream: TcpStream, peer: SocketAddr) {
     if let Err(e) = stream.set_nodelay(true) {
         debug!(%peer, error = %e, "set_nodelay failed");
     }

@@ -8,14 +8,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::FutureExt;
 use herald_storage::{OpenError, QueueLimits, Store};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
-use crate::broker::Broker;
+use crate::broker::{Broker, ConnSlot};
 use crate::config::Config;
 use crate::listener::{accept_any, Listener, ListenerCtx};
 use crate::security::{ClientOrigin, Security};
@@ -205,8 +203,6 @@ impl Server {
     /// (5.0 clients get DISCONNECT 0x8B) and returns.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let broker = self.broker;
-        let limit = Arc::new(Semaphore::new(broker.config.limits.max_connections));
-        let mut tasks = JoinSet::new();
         let mut background = JoinSet::new();
         if let Some(admin) = self.admin {
             let mut stop = broker.shutdown.subscribe();
@@ -252,7 +248,7 @@ impl Server {
                             continue;
                         }
                     };
-                    let Ok(permit) = Arc::clone(&limit).try_acquire_owned() else {
+                    let Some(slot) = ConnSlot::take(&broker) else {
                         Stats::inc(&broker.stats.connections_refused_limit);
                         drop(stream);
                         continue;
@@ -264,17 +260,12 @@ impl Server {
                         cert_username: None,
                         transport: "tcp",
                     };
-                    // Made here and wrapped with `map`, not awaited in an
-                    // async block: a block would hold the connection's future
-                    // twice (captured, then moved to be awaited), doubling
-                    // every connection's task.
-                    let conn = crate::connection::serve(Arc::clone(&broker), stream, origin);
-                    Stats::inc(&broker.stats.connections_current);
-                    let broker = Arc::clone(&broker);
-                    tasks.spawn(conn.map(move |()| {
-                        broker.stats.connections_current.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-                        drop(permit);
-                    }));
+                    // Spawned as made, not inside an async block: a block
+                    // would hold the connection's future twice (captured,
+                    // then moved to be awaited), doubling every connection's
+                    // task. Not kept in a JoinSet either (56 bytes a
+                    // connection): shutdown waits on the connection count.
+                    tokio::spawn(crate::connection::serve(slot, stream, origin));
                 }
                 (i, accepted) = accept_any(&self.listeners), if !self.listeners.is_empty() => {
                     let (stream, peer) = match accepted {
@@ -285,33 +276,25 @@ impl Server {
                             continue;
                         }
                     };
-                    let Ok(permit) = Arc::clone(&limit).try_acquire_owned() else {
+                    let Some(slot) = ConnSlot::take(&broker) else {
                         Stats::inc(&broker.stats.connections_refused_limit);
                         drop(stream);
                         continue;
                     };
                     Stats::inc(&broker.stats.connections_accepted);
-                    let broker = Arc::clone(&broker);
                     let ctx = Arc::clone(&self.listeners[i].ctx);
-                    tasks.spawn(async move {
-                        Stats::inc(&broker.stats.connections_current);
-                        crate::listener::serve(ctx, Arc::clone(&broker), stream, peer).await;
-                        broker.stats.connections_current.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-                        drop(permit);
-                    });
+                    tokio::spawn(crate::listener::serve(ctx, slot, stream, peer));
                 }
-                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             }
         }
         info!("shutting down");
         drop(self.listener);
         drop(self.listeners);
         broker.begin_shutdown();
-        let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
-            while tasks.join_next().await.is_some() {}
-        })
-        .await;
-        tasks.abort_all();
+        // Every connection was kicked (one still before CONNECT sees the
+        // flag): each closes within its CLOSE_FLUSH; one in a TLS or
+        // WebSocket handshake ends with its CONNECT timeout at the latest.
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, broker.connections_closed()).await;
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
             while background.join_next().await.is_some() {}
         })
