@@ -83,6 +83,11 @@ impl CpuSample {
     }
 
     /// CPU use since `earlier`, in percent of one core: (generator, broker).
+    /// CPU seconds the broker used since `earlier`.
+    pub fn broker_secs_since(&self, earlier: &CpuSample) -> Option<f64> {
+        Some(self.broker_secs? - earlier.broker_secs?)
+    }
+
     pub fn percent_since(&self, earlier: &CpuSample) -> (Option<f64>, Option<f64>) {
         let wall = self
             .at

@@ -514,6 +514,18 @@ pub async fn connections(common: &Common, p: &ConnectionsParams) -> Result<Repor
     let (gen_cpu, broker_cpu) = cpu1.percent_since(&cpu0);
     r.metric("generator_cpu_pct", gen_cpu, "% of a core", Better::Neither);
     r.metric("broker_cpu_pct", broker_cpu, "% of a core", Better::Neither);
+    // What each connect cost the broker, so that its capacity shows even
+    // when the generator's core (which runs both ends of every loopback
+    // handshake in the kernel) is the limit of the rate.
+    if established > 0 {
+        r.metric(
+            "broker_cpu_us_per_connect",
+            cpu1.broker_secs_since(&cpu0)
+                .map(|s| s * 1e6 / established as f64),
+            "us",
+            Better::Lower,
+        );
+    }
     if let Some(e) = first_error {
         r.notes.push(format!(
             "{} of {} connections failed; first error: {e}",
