@@ -9,7 +9,6 @@
 //! behind read locks, each session has its own lock, and the store is only
 //! touched for persistent sessions and retained messages.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -17,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::{Bytes, BytesMut};
 use bytestring::ByteString;
 use herald_storage::{Command, DropReason, Outcome, Store, Target, Ticket};
-use parking_lot::{Mutex, RwLock};
+use parking_lot::RwLock;
 use tokio::sync::watch;
 
 use crate::codec::{self, Packet, ProtocolVersion, Publish, PublishProperties, QoS};
@@ -40,7 +39,7 @@ pub struct Broker {
     /// Retained messages by topic.
     pub(crate) retained: RwLock<RetainedTree<Arc<Msg>>>,
     /// Client id → session. Touched on connect and close, never on publish.
-    pub(crate) registry: Mutex<HashMap<Arc<str>, Arc<SessionHandle>>>,
+    pub(crate) registry: crate::registry::Registry,
     /// The durable state machine.
     pub(crate) store: Store,
     next_epoch: AtomicU64,
@@ -130,7 +129,7 @@ impl Broker {
             stats: Stats::default(),
             index: ShardedIndex::default(),
             retained: RwLock::new(RetainedTree::new()),
-            registry: Mutex::new(HashMap::new()),
+            registry: crate::registry::Registry::default(),
             store,
             next_epoch: AtomicU64::new(1),
             shutdown,
@@ -156,7 +155,6 @@ impl Broker {
         let mut max_epoch = 0;
         let mut timers = Vec::new();
         {
-            let mut registry = self.registry.lock();
             for record in self.store.sessions() {
                 max_epoch = max_epoch.max(record.connected_epoch.unwrap_or(0));
                 let handle = SessionHandle::new(Arc::from(record.client_id.as_str()));
@@ -188,7 +186,7 @@ impl Broker {
                     (record.expiry_secs != u32::MAX).then(|| left(record.expiry_secs)),
                     record.will.map(|w| (w.message, left(w.delay_secs))),
                 ));
-                registry.insert(Arc::clone(&handle.client_id), handle);
+                self.registry.lock(&handle.client_id).insert(handle);
             }
         }
         // New connections take epochs above every stored owner's.
@@ -282,15 +280,9 @@ impl Broker {
         for filter in subs.keys() {
             self.index_remove(filter, handle);
         }
-        {
-            let mut registry = self.registry.lock();
-            if registry
-                .get(&handle.client_id)
-                .is_some_and(|h| Arc::ptr_eq(h, handle))
-            {
-                registry.remove(&handle.client_id);
-            }
-        }
+        self.registry
+            .lock(&handle.client_id)
+            .remove_if_current(handle);
         if persistent {
             let _ = self.store.submit_one(Command::Discard {
                 client_id: handle.client_id.to_string(),
@@ -500,24 +492,24 @@ impl Broker {
     /// its keep-alive deadline.
     pub(crate) fn sweep_keep_alives(&self) {
         let now = self.keep_alive_clock_ms();
-        for handle in self.registry.lock().values() {
+        self.registry.for_each(|handle| {
             if let Some(link) = &handle.state.lock().link {
                 link.check_keep_alive(now);
             }
-        }
+        });
     }
 
     /// Asks every connection to close (5.0 clients get DISCONNECT 0x8B).
     /// Linked connections are kicked; one that links itself after this
-    /// sees the flag when its loop starts (links are made under the
-    /// registry lock taken here, after the flag is set).
+    /// sees the flag when its loop starts (links are made under their
+    /// registry shard's lock, each taken here after the flag is set).
     pub fn begin_shutdown(&self) {
         let _ = self.shutdown.send(true);
-        for handle in self.registry.lock().values() {
+        self.registry.for_each(|handle| {
             if let Some(link) = &handle.state.lock().link {
                 link.kick(crate::session::Kick::Shutdown);
             }
-        }
+        });
     }
 
     /// Waits until no connection is open.
@@ -535,14 +527,20 @@ impl Broker {
 
     /// Number of sessions (online and offline).
     pub fn session_count(&self) -> usize {
-        self.registry.lock().len()
+        self.registry.len()
     }
 
     /// Sessions (online, offline).
     pub fn session_counts(&self) -> (usize, usize) {
-        let registry = self.registry.lock();
-        let online = registry.values().filter(|h| h.is_online()).count();
-        (online, registry.len() - online)
+        let (mut online, mut offline) = (0, 0);
+        self.registry.for_each(|h| {
+            if h.is_online() {
+                online += 1;
+            } else {
+                offline += 1;
+            }
+        });
+        (online, offline)
     }
 
     /// Ready for clients: not shutting down and storage healthy.

@@ -884,7 +884,7 @@ impl<T: TransportRead + TransportWrite> Connection<T> {
             let mut wait_for = None;
             let mut discard = None;
             {
-                let mut registry = self.broker.registry.lock();
+                let mut registry = self.broker.registry.lock(client_id);
                 match registry.get(client_id) {
                     Some(h) => {
                         let mut st = h.state.lock();
@@ -922,7 +922,7 @@ impl<T: TransportRead + TransportWrite> Connection<T> {
                             st.epoch = epoch;
                             st.owner = self.username().cloned();
                         }
-                        registry.insert(Arc::clone(client_id), Arc::clone(&h));
+                        registry.insert(Arc::clone(&h));
                         return Ok((h, None));
                     }
                 }

@@ -28,6 +28,7 @@ pub mod config;
 pub mod connection;
 pub mod listener;
 pub mod metrics;
+pub mod registry;
 pub mod retained;
 pub mod security;
 pub mod server;
