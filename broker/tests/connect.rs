@@ -2,6 +2,7 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::wire::{self, Connect};
@@ -309,6 +310,26 @@ async fn graceful_shutdown_sends_server_shutting_down() {
         v5.expect_disconnect(reason::SERVER_SHUTTING_DOWN).await;
         let seen = v3.expect_close().await;
         assert!(seen.is_empty(), "3.x gets no DISCONNECT: {seen:?}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn shutdown_closes_a_socket_that_never_sent_connect() {
+    bounded(async {
+        // A CONNECT timeout far past the test's deadline: only shutdown can
+        // close this socket in time.
+        let srv = TestServer::start_with(|c| c.limits.connect_timeout_secs = 3600).await;
+        let mut raw = Raw::open(srv.addr).await;
+        let broker = Arc::clone(&srv.broker);
+        wait_for("the connection counted", Duration::from_secs(5), || {
+            stat(&broker.stats.connections_current) == 1
+        })
+        .await;
+        srv.stop().await;
+        let seen = raw.expect_close_within(Duration::from_secs(10)).await;
+        assert!(seen.is_empty(), "nothing is sent before CONNECT: {seen:?}");
+        assert_eq!(stat(&broker.stats.connections_current), 0);
     })
     .await;
 }
