@@ -22,7 +22,9 @@ use tokio::sync::watch;
 use crate::codec::{self, Packet, ProtocolVersion, Publish, PublishProperties, QoS};
 use crate::config::Config;
 use crate::retained::RetainedTree;
-use crate::session::{Congestion, Delivery, Msg, Pushed, SessionHandle, SessionKey, SubOpts};
+use crate::session::{
+    Congestion, Delivery, Msg, MsgProperties, Pushed, SessionHandle, SessionKey, SubOpts,
+};
 use crate::stats::{Drop, Stats};
 use crate::topic::TopicLimits;
 use crate::trie::ShardedIndex;
@@ -607,7 +609,7 @@ fn stored_form(msg: &Msg, payload: Bytes) -> herald_storage::Message {
         payload,
         qos: msg.qos as u8,
         retain: msg.retain,
-        properties: properties_to_blob(&msg.properties),
+        properties: properties_to_blob(msg.properties.get()),
         expires_at_ms: msg
             .expires_at
             .map(|at| now_ms() + at.saturating_duration_since(now).as_millis() as u64),
@@ -622,7 +624,7 @@ pub(crate) fn msg_from_stored(m: &herald_storage::Message) -> Msg {
         payload: m.payload.clone(),
         qos: QoS::from_u8(m.qos).unwrap_or(QoS::AtMostOnce),
         retain: m.retain,
-        properties: properties_from_blob(&m.properties),
+        properties: MsgProperties::new(properties_from_blob(&m.properties)),
         expires_at: m
             .expires_at_ms
             .map(|at| Instant::now() + Duration::from_millis(at.saturating_sub(now))),
@@ -634,7 +636,7 @@ pub(crate) fn msg_from_stored(m: &herald_storage::Message) -> Msg {
 /// Property blob: the 5.0 encoding of a QoS 0 PUBLISH to topic `p` with an
 /// empty payload that carries the properties; empty when there are none.
 fn properties_to_blob(p: &PublishProperties) -> Bytes {
-    if *p == PublishProperties::default() {
+    if p.is_empty() {
         return Bytes::new();
     }
     let packet = Packet::Publish(Publish {

@@ -42,7 +42,8 @@ use crate::codec::{
 };
 use crate::security::{ClientOrigin, LoginError};
 use crate::session::{
-    packet_id_for, Congestion, ConnLink, Delivery, Kick, Msg, SessionHandle, SubOpts, NO_DEADLINE,
+    packet_id_for, Congestion, ConnLink, Delivery, Kick, Msg, MsgProperties, SessionHandle,
+    SubOpts, NO_DEADLINE,
 };
 use crate::stats::{packet_index, Drop, Stats};
 use crate::topic;
@@ -1403,7 +1404,7 @@ impl<T: TransportRead + TransportWrite> Connection<T> {
     fn write_publish(&mut self, d: &Delivery, packet_id: Option<u16>, dup: bool) -> bool {
         let msg = &d.msg;
         let properties = if self.v5() {
-            let mut p = msg.properties.clone();
+            let mut p = msg.properties.get().clone();
             if let Some(at) = msg.expires_at {
                 // The remaining lifetime, counted down [MQTT-3.3.2-6].
                 let left = at.saturating_duration_since(Instant::now());
@@ -1592,12 +1593,12 @@ impl<T: TransportRead + TransportWrite> Connection<T> {
             payload: p.payload,
             qos: p.qos,
             retain: p.retain,
-            properties: PublishProperties {
+            properties: MsgProperties::new(PublishProperties {
                 topic_alias: None,
                 subscription_identifiers: Vec::new(),
                 message_expiry_interval: None,
                 ..p.properties
-            },
+            }),
             expires_at,
             origin: handle_id,
             received_at: Instant::now(),
@@ -2099,7 +2100,7 @@ fn will_msg(w: &codec::Will) -> Msg {
         payload: w.payload.clone(),
         qos: w.qos,
         retain: w.retain,
-        properties: PublishProperties {
+        properties: MsgProperties::new(PublishProperties {
             payload_format_indicator: w.properties.payload_format_indicator,
             message_expiry_interval: None,
             topic_alias: None,
@@ -2108,7 +2109,7 @@ fn will_msg(w: &codec::Will) -> Msg {
             user_properties: w.properties.user_properties.clone(),
             subscription_identifiers: Vec::new(),
             content_type: w.properties.content_type.clone(),
-        },
+        }),
         expires_at: w
             .properties
             .message_expiry_interval

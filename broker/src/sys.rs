@@ -8,8 +8,8 @@ use bytes::Bytes;
 use bytestring::ByteString;
 
 use crate::broker::Broker;
-use crate::codec::{PublishProperties, QoS};
-use crate::session::Msg;
+use crate::codec::QoS;
+use crate::session::{Msg, MsgProperties};
 use crate::stats::Stats;
 
 /// The `$SYS` topics and their current values.
@@ -70,7 +70,7 @@ pub fn publish_once(broker: &Broker) {
             payload: Bytes::from(value),
             qos: QoS::AtMostOnce,
             retain: true,
-            properties: PublishProperties::default(),
+            properties: MsgProperties::default(),
             expires_at: None,
             origin: None,
             received_at: Instant::now(),

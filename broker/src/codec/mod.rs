@@ -230,6 +230,21 @@ pub struct PublishProperties {
     pub content_type: Option<ByteString>,
 }
 
+impl PublishProperties {
+    /// No property is set (field by field: cheaper than comparing with
+    /// the default on every publish).
+    pub fn is_empty(&self) -> bool {
+        self.payload_format_indicator.is_none()
+            && self.message_expiry_interval.is_none()
+            && self.topic_alias.is_none()
+            && self.response_topic.is_none()
+            && self.correlation_data.is_none()
+            && self.user_properties.is_empty()
+            && self.subscription_identifiers.is_empty()
+            && self.content_type.is_none()
+    }
+}
+
 /// PUBACK, PUBREC, PUBREL and PUBCOMP share one shape.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PubResp {
