@@ -200,7 +200,9 @@ impl Server {
     }
 
     /// Serves until `shutdown` completes, then closes every connection
-    /// (5.0 clients get DISCONNECT 0x8B) and returns.
+    /// (5.0 clients get DISCONNECT 0x8B) and returns once they are closed,
+    /// or after a grace of 5 s; a connection still in a TLS or WebSocket
+    /// handshake then ends on its own, by its CONNECT timeout at the latest.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let broker = self.broker;
         let mut background = JoinSet::new();
