@@ -20,11 +20,54 @@ const SEPARATOR: char = '/';
 const SINGLE: &str = "+";
 const MULTI: &str = "#";
 
+/// The children of a node by level, boxed and absent when there are none:
+/// most nodes are leaves (a retained message each), and an empty map
+/// inline would cost every one of them 48 bytes.
+#[derive(Debug)]
+// Boxed on purpose: the point is the 8-byte pointer instead of the map's
+// 48 bytes in every leaf.
+#[allow(clippy::box_collection)]
+struct Children<V>(Option<Box<HashMap<Box<str>, Node<V>>>>);
+
+impl<V> Children<V> {
+    fn is_empty(&self) -> bool {
+        self.0.is_none()
+    }
+
+    fn get(&self, level: &str) -> Option<&Node<V>> {
+        self.0.as_ref()?.get(level)
+    }
+
+    fn get_mut(&mut self, level: &str) -> Option<&mut Node<V>> {
+        self.0.as_mut()?.get_mut(level)
+    }
+
+    fn get_or_insert(&mut self, level: &str) -> &mut Node<V> {
+        self.0
+            .get_or_insert_with(Box::default)
+            .entry(level.into())
+            .or_default()
+    }
+
+    fn remove(&mut self, level: &str) {
+        if let Some(map) = &mut self.0 {
+            map.remove(level);
+            if map.is_empty() {
+                self.0 = None;
+            }
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&Box<str>, &Node<V>)> {
+        self.0.iter().flat_map(|m| m.iter())
+    }
+}
+
 /// One topic level.
 #[derive(Debug)]
 struct Node<V> {
     /// Children by level (the empty level included).
-    children: HashMap<Box<str>, Node<V>>,
+    children: Children<V>,
     /// The retained message of the topic ending at this node, with that full
     /// topic so matches can report it without rebuilding it from the path.
     entry: Option<(Box<str>, V)>,
@@ -33,7 +76,7 @@ struct Node<V> {
 impl<V> Default for Node<V> {
     fn default() -> Self {
         Node {
-            children: HashMap::new(),
+            children: Children(None),
             entry: None,
         }
     }
@@ -78,7 +121,7 @@ impl<V> Node<V> {
             // below it.
             Some(MULTI) => self.visit_subtree(is_root, f, visited),
             Some(SINGLE) => {
-                for (level, child) in &self.children {
+                for (level, child) in self.children.iter() {
                     // [MQTT-4.7.2-1]
                     if is_root && level.starts_with('$') {
                         continue;
@@ -100,7 +143,7 @@ impl<V> Node<V> {
         if let Some((topic, value)) = &self.entry {
             f(topic, value);
         }
-        for (level, child) in &self.children {
+        for (level, child) in self.children.iter() {
             if is_root && level.starts_with('$') {
                 continue;
             }
@@ -139,7 +182,7 @@ impl<V> RetainedTree<V> {
     pub fn insert(&mut self, topic: &str, value: V) -> Option<V> {
         let mut node = &mut self.root;
         for level in topic.split(SEPARATOR) {
-            node = node.children.entry(level.into()).or_default();
+            node = node.children.get_or_insert(level);
         }
         match &mut node.entry {
             Some((_, old)) => Some(std::mem::replace(old, value)),
@@ -205,7 +248,7 @@ mod tests {
         /// Number of nodes, the root included.
         fn node_count(&self) -> usize {
             fn count<V>(node: &Node<V>) -> usize {
-                1 + node.children.values().map(count).sum::<usize>()
+                1 + node.children.iter().map(|(_, n)| count(n)).sum::<usize>()
             }
             count(&self.root)
         }
