@@ -827,8 +827,8 @@ impl<T: TransportRead + TransportWrite> Connection<T> {
         Ok(())
     }
 
-    /// The current ACL (None: everything is allowed).
-    fn current_acl(&mut self) -> Option<&Acl> {
+    /// Looks the ACL up again if a reload changed it since the last look.
+    fn refresh_acl(&mut self) {
         let generation = self.broker.security.generation() as u32;
         if self.acl_generation != generation {
             self.acl_generation = generation;
@@ -837,34 +837,35 @@ impl<T: TransportRead + TransportWrite> Connection<T> {
                 self.extra().acl = acl;
             }
         }
-        self.extra.as_ref()?.acl.as_deref()
+    }
+
+    /// The ACL in force (None: everything is allowed), with the username
+    /// it is checked for.
+    fn acl(&self) -> Option<(&Acl, Option<&str>)> {
+        let extra = self.extra.as_ref()?;
+        Some((extra.acl.as_deref()?, extra.username.as_deref()))
     }
 
     /// Whether the ACL lets this client write (or read) `topic`.
     fn acl_allows(&mut self, topic: &str, write: bool) -> bool {
-        let client_id = self.handle.as_ref().map(|h| Arc::clone(&h.client_id));
-        self.acl_allows_as(client_id.as_deref().unwrap_or(""), topic, write)
+        self.refresh_acl();
+        self.acl()
+            .is_none_or(|(acl, user)| acl.check(user, self.client_id(), topic, write))
     }
 
-    /// Whether the ACL lets client `client_id` write (or read) `topic`.
+    /// Whether the ACL lets client `client_id` (not attached yet) write
+    /// `topic`.
     fn acl_allows_as(&mut self, client_id: &str, topic: &str, write: bool) -> bool {
-        let user = self.username().cloned();
-        match self.current_acl() {
-            None => true,
-            Some(acl) => acl.check(user.as_deref(), client_id, topic, write),
-        }
+        self.refresh_acl();
+        self.acl()
+            .is_none_or(|(acl, user)| acl.check(user, client_id, topic, write))
     }
 
     /// Whether the ACL lets this client subscribe to `filter`.
     fn acl_allows_subscribe(&mut self, filter: &str) -> bool {
-        let user = self.username().cloned();
-        let client_id = self.handle.as_ref().map(|h| Arc::clone(&h.client_id));
-        match self.current_acl() {
-            None => true,
-            Some(acl) => {
-                acl.check_subscribe(user.as_deref(), client_id.as_deref().unwrap_or(""), filter)
-            }
-        }
+        self.refresh_acl();
+        self.acl()
+            .is_none_or(|(acl, user)| acl.check_subscribe(user, self.client_id(), filter))
     }
 
     /// Takes the session of `client_id`: kicks and waits for a live owner,
@@ -1300,15 +1301,10 @@ impl<T: TransportRead + TransportWrite> Connection<T> {
     /// or dropped; QoS 1/2 ones are never dropped for want of room: the
     /// bound is kept by pausing their publishers (backpressure).
     fn deliver(&mut self, d: Delivery) {
-        if self.extra.as_ref().is_some_and(|e| e.acl.is_some())
-            || self.acl_generation != self.broker.security.generation() as u32
-        {
-            let topic = d.msg.topic.clone();
-            if !self.acl_allows(&topic, false) {
-                Stats::inc(&self.broker.stats.acl_denied_deliver);
-                self.complete_stored(d.seq);
-                return;
-            }
+        if !self.acl_allows(&d.msg.topic, false) {
+            Stats::inc(&self.broker.stats.acl_denied_deliver);
+            self.complete_stored(d.seq);
+            return;
         }
         if d.msg.is_expired(Instant::now()) {
             self.broker.stats.dropped(Drop::Expired);

@@ -40,7 +40,7 @@ impl TransportWrite for TcpStream {
 impl TransportWrite for DuplexStream {
     fn try_write_now(&mut self, buf: &[u8]) -> io::Result<usize> {
         // One poll with a no-op waker: if the pipe is full the connection's
-        // next `select!` polls the write again with its real waker.
+        // next turn polls the write again with its real waker.
         let mut cx = Context::from_waker(Waker::noop());
         match Pin::new(self).poll_write(&mut cx, buf) {
             Poll::Ready(r) => r,
